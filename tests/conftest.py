@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+import pytest
+import redis
+
+from tests.fakes.upstash_rest import UpstashRestFake
+from tests.redis_server import HOW_TO_GET_REDIS, RedisServer
+from vapi_bridge.config import settings_from_mapping
+from vapi_bridge.storage import StateStore, create_backend
+
+# Read before any test clears the environment.
+GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
+REST_TOKEN = "test-rest-token"
+SETTING_NAMES = (
+    "STATE_STORAGE", "STATE_STORAGE_PREFIX", "STATE_STORAGE_TTL", "STATE_STORAGE_MAX_ENTRIES",
+    "STATE_STORAGE_TIMEOUT", "STATE_STORAGE_CONNECT_TIMEOUT", "REDIS_URL", "KV_URL",
+    "KV_REST_API_URL", "KV_REST_API_TOKEN", "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN",
+    "LOG_LEVEL", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PORT",
+)
+_session = uuid.uuid4().hex[:8]
+_prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    """Each test sees only the settings it sets itself."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis: REDIS_URL if given, else a private redis-server; never skipped."""
+    if GIVEN_REDIS_URL:
+        try:
+            redis.Redis.from_url(GIVEN_REDIS_URL).ping()
+        except redis.RedisError as exc:
+            pytest.fail(f"REDIS_URL does not answer ({exc}). {HOW_TO_GET_REDIS}")
+        yield GIVEN_REDIS_URL
+        _delete_test_keys(GIVEN_REDIS_URL)
+        return
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url):
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture(scope="session")
+def upstash(redis_url):
+    fake = UpstashRestFake(redis_url, REST_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def prefix():
+    return next(_prefixes)
+
+
+BACKEND_NAMES = ("memory", "redis", "kv-rest")
+
+
+@pytest.fixture(params=BACKEND_NAMES)
+def backend_env(request, redis_url, upstash):
+    """Environment selecting each backend in turn (narrow it with indirect parametrize)."""
+    return {
+        "memory": {},
+        "redis": {"REDIS_URL": redis_url},
+        "kv-rest": {"KV_REST_API_URL": upstash.url, "KV_REST_API_TOKEN": REST_TOKEN},
+    }[request.param]
+
+
+@pytest.fixture
+def make_store(backend_env, prefix, upstash):
+    """Build a StateStore on the selected backend, as the app would from its environment."""
+    upstash.server.clear_log()
+
+    def make(**env) -> StateStore:
+        settings = settings_from_mapping({**backend_env, "STATE_STORAGE_PREFIX": prefix, **env})
+        return StateStore(create_backend(settings), prefix=settings.storage_prefix,
+                          ttl=settings.storage_ttl)
+
+    return make
+
+
+@pytest.fixture
+def store(make_store) -> StateStore:
+    return make_store()
+
+
+def _delete_test_keys(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(match=f"vbtest{_session}*", count=1000):
+        client.delete(key)

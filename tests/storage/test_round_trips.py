@@ -1,0 +1,43 @@
+"""What each operation costs the store: counted by Redis itself and by the REST server."""
+
+from __future__ import annotations
+
+import pytest
+
+from vapi_bridge.storage import StateStore
+
+
+def _calls(redis_client) -> dict[str, int]:
+    stats = redis_client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+
+
+def _redis_commands(redis_client, operation) -> dict[str, int]:
+    before = _calls(redis_client)
+    operation()
+    after = _calls(redis_client)
+    delta = {name: after[name] - before.get(name, 0) for name in after}
+    delta["info"] -= 1  # our own INFO
+    return {name: n for name, n in delta.items() if n}
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_one_command_per_operation(store: StateStore, redis_client):
+    store.backend.ping()  # connect first: the handshake is not the operation's cost
+    assert _redis_commands(redis_client, lambda: store.claim_note("c1", "k1")) == {"set": 1}
+    assert _redis_commands(redis_client, lambda: store.store_call_summary("c1", "s")) == {"set": 1}
+    assert _redis_commands(redis_client, lambda: store.get_call_summary("c1")) == {"get": 1}
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_one_round_trip_per_operation(store: StateStore, upstash):
+    store.claim_note("c1", "k1")
+    store.store_call_summary("c1", "s")
+    store.backend.set_many({store.key("a", "1"): "x", store.key("a", "2"): "y"}, ex=60)
+    store.release_note("c1", "k1")
+    bodies = upstash.commands()
+    assert len(bodies) == 4
+    assert bodies[0][:2] == ["SET", store.key("note", "c1", "k1")] and "NX" in bodies[0]
+    assert bodies[1][0] == "SET" and bodies[1][-2:] == ["EX", 86400]
+    assert [command[0] for command in bodies[2]] == ["SET", "SET"]  # one /pipeline request
+    assert bodies[3][0] == "EVAL"

@@ -1,0 +1,31 @@
+"""vapi-bridge: a Vapi Server URL that turns calls into GoHighLevel and Slack records."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from . import errors, webhooks
+from .config import load_settings
+from .logs import configure_logging
+from .storage import state_storage
+
+__version__ = "0.1.0"
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; ``config`` overrides variables by name."""
+    settings = load_settings(config)
+    configure_logging(settings.log_level)  # before Flask(): app.logger must not add its own
+
+    app = Flask(__name__)
+    app.config.from_mapping({k: v for k, v in (config or {}).items() if k.isupper()})
+    app.config["SETTINGS"] = settings
+    app.config["VERSION"] = __version__
+
+    state_storage.init_app(app)
+    app.register_blueprint(webhooks.bp)
+    errors.register(app)
+    return app

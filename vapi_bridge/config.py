@@ -1,0 +1,147 @@
+"""Settings: the one place that reads the environment.
+
+Everything the service is told from outside arrives here, is checked once, and
+leaves as a frozen ``Settings`` value. A bad value stops start-up with a
+one-line ``ConfigError`` that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+STORAGE_BACKENDS = ("memory", "redis", "kv-rest")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Storage: which backend is wanted, and the variables that located it
+    # (kept so errors and logs can name the variable the user actually set).
+    state_storage: str | None = None
+    redis_url: str | None = None
+    redis_url_var: str = "REDIS_URL"
+    rest_url: str | None = None
+    rest_url_var: str = "KV_REST_API_URL"
+    rest_token: str | None = None
+    storage_prefix: str = "vapi"
+    storage_ttl: int = 86400
+    storage_max_entries: int = 100_000
+    storage_timeout: float = 2.0
+    storage_connect_timeout: float = 1.0
+    log_level: str = "INFO"
+
+    @property
+    def storage_backend(self) -> str:
+        """The backend these settings pick: forced, else Redis, else REST, else memory."""
+        if self.state_storage:
+            return self.state_storage
+        if self.redis_url:
+            return "redis"
+        if self.rest_url:
+            return "kv-rest"
+        return "memory"
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read the environment, with ``overrides`` (same names) taking precedence.
+
+    An override of ``None`` or ``""`` unsets the variable.
+    """
+    env = {**os.environ, **(overrides or {})}
+    return settings_from_mapping(env)
+
+
+def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None:
+            return None
+        value = str(value).strip()
+        return value or None
+
+    redis_url_var = "REDIS_URL" if get("REDIS_URL") else "KV_URL"
+    redis_url = get(redis_url_var)
+    if redis_url:
+        _check_url(redis_url_var, redis_url, REDIS_SCHEMES)
+
+    rest_url_var, rest_token_var = "KV_REST_API_URL", "KV_REST_API_TOKEN"
+    if not get(rest_url_var) and get("UPSTASH_REDIS_REST_URL"):
+        rest_url_var, rest_token_var = "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN"
+    rest_url, rest_token = get(rest_url_var), get(rest_token_var)
+    if rest_url:
+        _check_url(rest_url_var, rest_url, ("http", "https"))
+        if not rest_token:
+            raise ConfigError(f"{rest_url_var} is set but {rest_token_var} is missing")
+
+    forced = get("STATE_STORAGE")
+    if forced:
+        forced = forced.lower()
+        if forced not in STORAGE_BACKENDS:
+            raise ConfigError(
+                f"STATE_STORAGE must be one of {', '.join(STORAGE_BACKENDS)} (got {forced!r})"
+            )
+        if forced == "redis" and not redis_url:
+            raise ConfigError("STATE_STORAGE=redis needs REDIS_URL or KV_URL")
+        if forced == "kv-rest" and not rest_url:
+            raise ConfigError(
+                "STATE_STORAGE=kv-rest needs KV_REST_API_URL and KV_REST_API_TOKEN"
+                " (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)"
+            )
+
+    prefix = get("STATE_STORAGE_PREFIX") or "vapi"
+    if any(ch.isspace() for ch in prefix):
+        raise ConfigError(f"STATE_STORAGE_PREFIX must not contain whitespace (got {prefix!r})")
+
+    return Settings(
+        state_storage=forced,
+        redis_url=redis_url,
+        redis_url_var=redis_url_var,
+        rest_url=rest_url.rstrip("/") if rest_url else None,
+        rest_url_var=rest_url_var,
+        rest_token=rest_token,
+        storage_prefix=prefix,
+        storage_ttl=_number(get, "STATE_STORAGE_TTL", int, 86400),
+        storage_max_entries=_number(get, "STATE_STORAGE_MAX_ENTRIES", int, 100_000),
+        storage_timeout=_number(get, "STATE_STORAGE_TIMEOUT", float, 2.0),
+        storage_connect_timeout=_number(get, "STATE_STORAGE_CONNECT_TIMEOUT", float, 1.0),
+        log_level=(get("LOG_LEVEL") or "INFO").upper(),
+    )
+
+
+def _number(get, name: str, kind: type, default):
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        raise ConfigError(f"{name} must be a positive {kind.__name__} (got {raw!r})")
+    return value
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...]) -> None:
+    """Reject a URL we could not connect to, without echoing it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc})") from None
+    if parts.scheme not in schemes:
+        raise ConfigError(
+            f"{name} must start with {' or '.join(s + '://' for s in schemes)}"
+            f" (got {parts.scheme + '://' if parts.scheme else 'no scheme'})"
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigError(f"{name} needs a socket path (unix:///path/to/redis.sock)")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"{name} has no host name")

@@ -1,0 +1,96 @@
+"""Redis over TCP (redis-py): a VPS Redis, or Vercel KV / Upstash through ``KV_URL``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ..config import Settings
+from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+
+log = logging.getLogger(__name__)
+
+# Hosts that only speak TLS even when their URL says redis:// (legacy Vercel KV did).
+TLS_ONLY_HOSTS = (".upstash.io", ".kv.vercel-storage.com")
+
+
+def require_tls(url: str) -> tuple[str, bool]:
+    """Rewrite ``redis://`` to ``rediss://`` for TLS-only hosts; say whether it did."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "redis" and host.endswith(TLS_ONLY_HOSTS):
+        return urlunsplit(parts._replace(scheme="rediss")), True
+    return url, False
+
+
+class RedisBackend(Backend):
+    name = "redis"
+    label = "Redis"
+    persistent = True
+
+    def __init__(self, url: str, *, timeout: float = 2.0, connect_timeout: float = 1.0):
+        self._client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=connect_timeout,
+            # Managed Redis closes idle connections; ping before reusing an old one.
+            health_check_interval=30,
+            # One quick retry for a dropped connection, not redis-py's multi-second default.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        )
+        self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisBackend:
+        url, rewritten = require_tls(settings.redis_url or "")
+        if rewritten:
+            log.info("[STATE_STORAGE] %s points at a TLS-only host: connecting with rediss://",
+                     settings.redis_url_var)
+        return cls(url, timeout=settings.storage_timeout,
+                   connect_timeout=settings.storage_connect_timeout)
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def get(self, key: str) -> str | None:
+        with _wrapped():
+            return self._client.get(key)
+
+    def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
+        with _wrapped():
+            return bool(self._client.set(key, value, ex=ex, nx=nx))
+
+    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
+        with _wrapped():
+            pipe = self._client.pipeline(transaction=False)
+            for key, value in items.items():
+                pipe.set(key, value, ex=ex)
+            pipe.execute()
+
+    def delete_if_equals(self, key: str, value: str) -> bool:
+        with _wrapped():
+            return bool(self._delete_if_equals(keys=[key], args=[value]))
+
+    def ttl(self, key: str) -> int:
+        with _wrapped():
+            return int(self._client.ttl(key))
+
+    def ping(self) -> None:
+        with _wrapped():
+            self._client.ping()
+
+
+@contextmanager
+def _wrapped() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StorageError(f"redis: {exc}") from exc

@@ -1,0 +1,87 @@
+"""Vercel KV / Upstash over its REST API (``requests``).
+
+Protocol: POST a JSON command array to the base URL, or a list of them to
+``/pipeline``; answers are ``{"result": ...}`` or ``{"error": "..."}``; the token
+travels as ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from ..config import Settings
+from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+
+
+class RestBackend(Backend):
+    name = "kv-rest"
+    label = "Vercel KV"
+    persistent = True
+
+    def __init__(self, url: str, token: str, *, timeout: float = 2.0, connect_timeout: float = 1.0):
+        self._url = url.rstrip("/")
+        self._timeout = (connect_timeout, timeout)
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+        # Retry only connections that never reached the server: a retried POST
+        # could apply a command twice (or turn our own SET NX into a "taken").
+        retry = Retry(total=None, connect=2, read=0, status=0, other=0, redirect=0,
+                      backoff_factor=0.05)
+        self._session.mount(self._url, HTTPAdapter(max_retries=retry))
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RestBackend:
+        return cls(settings.rest_url or "", settings.rest_token or "",
+                   timeout=settings.storage_timeout,
+                   connect_timeout=settings.storage_connect_timeout)
+
+    def get(self, key: str) -> str | None:
+        return self._command("GET", key)
+
+    def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
+        args = ["SET", key, value, "EX", ex] + (["NX"] if nx else [])
+        return self._command(*args) == "OK"
+
+    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
+        self._pipeline([["SET", key, value, "EX", ex] for key, value in items.items()])
+
+    def delete_if_equals(self, key: str, value: str) -> bool:
+        return bool(self._command("EVAL", DELETE_IF_EQUALS_LUA, 1, key, value))
+
+    def ttl(self, key: str) -> int:
+        return int(self._command("TTL", key))
+
+    def ping(self) -> None:
+        self._command("PING")
+
+    def _command(self, *args: Any) -> Any:
+        return _result(self._post(self._url, list(args)))
+
+    def _pipeline(self, commands: list[list[Any]]) -> list[Any]:
+        replies = self._post(f"{self._url}/pipeline", commands)
+        if not isinstance(replies, list):
+            return [_result(replies)]
+        return [_result(reply) for reply in replies]
+
+    def _post(self, url: str, body: Any) -> Any:
+        try:
+            response = self._session.post(url, json=body, timeout=self._timeout)
+            reply = response.json()
+        except requests.RequestException as exc:  # includes a body that is not JSON
+            raise StorageError(f"kv-rest: {type(exc).__name__}: {exc}") from exc
+        if not response.ok and not (isinstance(reply, dict) and "error" in reply):
+            raise StorageError(f"kv-rest: HTTP {response.status_code}")
+        return reply
+
+
+def _result(reply: Any) -> Any:
+    if not isinstance(reply, dict):
+        raise StorageError(f"kv-rest: unexpected reply {type(reply).__name__}")
+    if "error" in reply:
+        raise StorageError(f"kv-rest: {reply['error']}")
+    return reply.get("result")

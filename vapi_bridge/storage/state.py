@@ -1,0 +1,139 @@
+"""The service's state, written once over any backend.
+
+Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>``,
+``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from .base import Backend, StorageError
+
+log = logging.getLogger(__name__)
+
+# An id becomes part of a key: no separators, whitespace or control characters.
+_VALID_ID = re.compile(r"[^\s:\x00-\x1f\x7f-\x9f]{1,256}")
+# The seed's @vercel/kv client stored the boolean ``true`` as this string.
+SENT = "true"
+CLAIM_PREFIX = "claim:"
+_MAX_OPEN_CLAIMS = 10_000
+
+
+def check_id(value: object, what: str = "id") -> str:
+    """Return ``value`` if it is safe inside a key, else raise ``ValueError``."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string")
+    if len(value) > 256:
+        raise ValueError(f"{what} must be at most 256 characters (got {len(value)})")
+    if not _VALID_ID.fullmatch(value):
+        raise ValueError(f"{what} must not contain ':', whitespace or control characters")
+    return value
+
+
+class StateStore:
+    def __init__(self, backend: Backend, *, prefix: str = "vapi", ttl: int = 86400):
+        self.backend = backend
+        self.prefix = prefix
+        self.ttl = ttl
+        # Tokens of the claims this process holds, so release only undoes our own.
+        self._claims: OrderedDict[str, str] = OrderedDict()
+        self._claims_lock = threading.Lock()
+
+    def key(self, kind: str, *ids: str) -> str:
+        return ":".join([self.prefix, kind, *ids])
+
+    # Call summaries
+    def store_call_summary(self, call_id: str, summary: str) -> None:
+        self.backend.set(self.key("summary", check_id(call_id, "call_id")), summary, ex=self.ttl)
+        log.info("[STATE_STORAGE] Summary stored callId=%s storage=%s", call_id, self.backend.label)
+
+    def get_call_summary(self, call_id: str) -> str | None:
+        summary = self.backend.get(self.key("summary", check_id(call_id, "call_id")))
+        log.info("[STATE_STORAGE] Summary retrieved callId=%s found=%s storage=%s",
+                 call_id, summary is not None, self.backend.label)
+        return summary
+
+    # Call metadata (a JSON object)
+    def store_metadata(self, call_id: str, metadata: dict[str, Any]) -> None:
+        if not isinstance(metadata, dict):
+            raise ValueError("metadata must be a JSON object")
+        value = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+        self.backend.set(self.key("metadata", check_id(call_id, "call_id")), value, ex=self.ttl)
+
+    def get_metadata(self, call_id: str) -> dict[str, Any] | None:
+        value = self.backend.get(self.key("metadata", check_id(call_id, "call_id")))
+        return json.loads(value) if value is not None else None
+
+    # Notes: one per call and contact
+    def claim_note(self, call_id: str, contact_id: str) -> bool:
+        """Atomically take the right to send this note; exactly one claimer wins."""
+        return self._claim(self._note_key(call_id, contact_id))
+
+    def release_note(self, call_id: str, contact_id: str) -> bool:
+        """Give back our claim after a failed delivery, so a retry can claim again."""
+        return self._release(self._note_key(call_id, contact_id))
+
+    def was_note_sent(self, call_id: str, contact_id: str) -> bool:
+        return self.backend.get(self._note_key(call_id, contact_id)) == SENT
+
+    def mark_note_sent(self, call_id: str, contact_id: str) -> None:
+        key = self._note_key(call_id, contact_id)
+        self.backend.set(key, SENT, ex=self.ttl)
+        self._forget_claim(key)
+
+    def _note_key(self, call_id: str, contact_id: str) -> str:
+        return self.key("note", check_id(call_id, "call_id"), check_id(contact_id, "contact_id"))
+
+    # Claims: SET NX with a random token, released by compare-and-delete.
+    def _claim(self, key: str) -> bool:
+        token = CLAIM_PREFIX + secrets.token_hex(16)
+        # A lost reply whose SET was retried by the driver finds our own token.
+        won = self.backend.set(key, token, ex=self.ttl, nx=True) or self.backend.get(key) == token
+        if won:
+            with self._claims_lock:
+                self._claims[key] = token
+                if len(self._claims) > _MAX_OPEN_CLAIMS:
+                    self._claims.popitem(last=False)
+        log.info("[STATE_STORAGE] Claim %s key=%s", "won" if won else "lost", key)
+        return won
+
+    def _release(self, key: str) -> bool:
+        with self._claims_lock:
+            token = self._claims.get(key)
+        if token is None:
+            return False
+        released = self.backend.delete_if_equals(key, token)
+        self._forget_claim(key)
+        return released
+
+    def _forget_claim(self, key: str) -> None:
+        with self._claims_lock:
+            self._claims.pop(key, None)
+
+    def status(self) -> dict[str, Any]:
+        """What /health reports, from a real ping."""
+        started = time.perf_counter()
+        try:
+            self.backend.ping()
+        except StorageError as exc:
+            log.warning("[STATE_STORAGE] Store not answering: %s", exc)
+            available, latency_ms = False, None
+        else:
+            available = True
+            latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        return {
+            "type": self.backend.label,
+            "backend": self.backend.name,
+            "persistent": self.backend.persistent,
+            "available": available,
+            "latency_ms": latency_ms,
+            "ttl": self.ttl,
+        }
