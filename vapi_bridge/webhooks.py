@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify
 
@@ -17,7 +17,7 @@ def health():
     ok = storage["available"]
     body = {
         "status": "ok" if ok else "degraded",
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "version": current_app.config["VERSION"],
         "storage": storage,
     }

@@ -1,0 +1,35 @@
+"""gunicorn settings, read automatically from the working directory (``gunicorn wsgi:app``)."""
+
+import logging
+import os
+
+from vapi_bridge.config import ConfigError, load_settings
+
+wsgi_app = "wsgi:app"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+worker_class = "gthread"  # webhooks wait on Redis and HTTP: threads overlap that waiting
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests, max_requests_jitter = 2000, 200
+accesslog = "-"
+# Build the app once in the master (one start-up log, config errors stop the master);
+# redis-py pools re-create their connections after the fork.
+preload_app = True
+
+try:
+    storage_backend = load_settings().storage_backend
+except ConfigError:
+    storage_backend = None  # wsgi.py stops start-up with the one-line error
+
+if storage_backend in ("memory", None):
+    # The dict store lives inside one process: two workers would each keep their own
+    # summaries and note claims, and dedupe nothing between them. One worker, many threads.
+    workers = 1
+    if int(os.environ.get("WEB_CONCURRENCY", "1")) > 1:
+        logging.getLogger("gunicorn.error").warning(
+            "WEB_CONCURRENCY ignored: the in-memory store needs a single worker"
+        )
+else:
+    workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1) + 1)))

@@ -1,0 +1,71 @@
+"""/health and the JSON error pages, per backend, including a store that is down."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from vapi_bridge import __version__, create_app
+
+
+def test_health_reports_each_backend(backend_env):
+    client = create_app(backend_env).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["version"] == __version__
+    assert datetime.fromisoformat(body["timestamp"]).tzinfo is not None
+    storage = body["storage"]
+    assert storage["available"] is True and storage["latency_ms"] >= 0
+    assert storage["backend"] == create_app(backend_env).extensions["state_storage"].backend.name
+    assert set(storage) >= {"type", "backend", "persistent", "available", "latency_ms"}
+
+
+@pytest.mark.parametrize("env", [
+    {"REDIS_URL": "redis://127.0.0.1:1/0"},
+    {"KV_REST_API_URL": "http://127.0.0.1:1", "KV_REST_API_TOKEN": "t"},
+], ids=["redis", "kv-rest"])
+def test_store_down_at_start_up_still_serves_a_degraded_health(env):
+    app = create_app(env)  # does not raise: the store is only reached when used
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["storage"]["available"] is False
+    assert body["storage"]["latency_ms"] is None
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_store_with_a_wrong_token_is_degraded(backend_env):
+    app = create_app({**backend_env, "KV_REST_API_TOKEN": "wrong"})
+    assert app.test_client().get("/health").status_code == 503
+
+
+def test_errors_are_json():
+    client = create_app().test_client()
+    missing = client.get("/no/such/path")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"] == "not_found"
+    wrong_method = client.post("/health")
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["error"] == "method_not_allowed"
+    assert "GET" in wrong_method.headers["Allow"]
+
+
+def test_our_own_faults_are_json_500(caplog):
+    app = create_app()
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaput")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": "internal_server_error",
+        "message": response.get_json()["message"],
+    }
+    assert "kaput" not in response.get_data(as_text=True)
+    assert "Unhandled error on GET /boom" in caplog.text
