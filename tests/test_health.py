@@ -61,11 +61,8 @@ def test_our_own_faults_are_json_500(caplog):
     def boom():
         raise RuntimeError("kaput")
 
-    response = app.test_client().get("/boom")
+    response = app.test_client().get("/boom", headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
-    assert response.get_json() == {
-        "error": "internal_server_error",
-        "message": response.get_json()["message"],
-    }
+    assert response.get_json() == {"error": "internal_error", "requestId": "req-42"}
     assert "kaput" not in response.get_data(as_text=True)
-    assert "Unhandled error on GET /boom" in caplog.text
+    assert "Unhandled error on GET /boom requestId=req-42" in caplog.text

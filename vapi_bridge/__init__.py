@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -9,10 +10,11 @@ from flask import Flask
 
 from . import errors, webhooks
 from .config import load_settings
-from .logs import configure_logging
+from .logs import configure_logging, install_request_ids
 from .storage import state_storage
 
 __version__ = "0.1.0"
+log = logging.getLogger(__name__)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -24,7 +26,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping({k: v for k, v in (config or {}).items() if k.isupper()})
     app.config["SETTINGS"] = settings
     app.config["VERSION"] = __version__
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    if not settings.auth_modes:
+        log.warning("[WEBHOOK] Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set:"
+                    " /vapi/webhook accepts every request")
 
+    install_request_ids(app)
     state_storage.init_app(app)
     app.register_blueprint(webhooks.bp)
     errors.register(app)

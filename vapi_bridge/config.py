@@ -8,6 +8,7 @@ one-line ``ConfigError`` that names the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from urllib.parse import urlsplit
 
 STORAGE_BACKENDS = ("memory", "redis", "kv-rest")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+HMAC_ALGORITHMS = ("sha256", "sha512", "sha1")
+E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
 class ConfigError(ValueError):
@@ -37,6 +40,23 @@ class Settings:
     storage_timeout: float = 2.0
     storage_connect_timeout: float = 1.0
     log_level: str = "INFO"
+    # Webhook authentication (either passes when both are set).
+    webhook_token: str | None = None
+    hmac_secret: str | None = None
+    hmac_header: str = "x-signature"
+    hmac_timestamp_header: str = "x-timestamp"  # "" signs the body alone
+    hmac_algorithm: str = "sha256"
+    hmac_tolerance: int = 300
+    max_body_bytes: int = 10 * 1024 * 1024
+    # Answers to Vapi's request messages.
+    vapi_assistant_id: str | None = None
+    vapi_transfer_number: str | None = None
+
+    @property
+    def auth_modes(self) -> list[str]:
+        """Which webhook checks are on (never the secrets themselves)."""
+        return [mode for mode, on in (("token", self.webhook_token),
+                                      ("hmac", self.hmac_secret)) if on]
 
     @property
     def storage_backend(self) -> str:
@@ -100,6 +120,19 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
     if any(ch.isspace() for ch in prefix):
         raise ConfigError(f"STATE_STORAGE_PREFIX must not contain whitespace (got {prefix!r})")
 
+    algorithm = (get("VAPI_WEBHOOK_HMAC_ALGORITHM") or "sha256").lower()
+    if algorithm not in HMAC_ALGORITHMS:
+        raise ConfigError(
+            f"VAPI_WEBHOOK_HMAC_ALGORITHM must be one of {', '.join(HMAC_ALGORITHMS)}"
+            f" (got {algorithm!r})"
+        )
+    transfer_number = get("VAPI_TRANSFER_NUMBER")
+    if transfer_number and not E164.fullmatch(transfer_number):
+        raise ConfigError("VAPI_TRANSFER_NUMBER must be an E.164 number such as +14155550123")
+    # Set but empty means "no timestamp header": the HMAC covers the body alone.
+    timestamp_header = env.get("VAPI_WEBHOOK_HMAC_TIMESTAMP_HEADER")
+    timestamp_header = "x-timestamp" if timestamp_header is None else str(timestamp_header).strip()
+
     return Settings(
         state_storage=forced,
         redis_url=redis_url,
@@ -113,6 +146,15 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         storage_timeout=_number(get, "STATE_STORAGE_TIMEOUT", float, 2.0),
         storage_connect_timeout=_number(get, "STATE_STORAGE_CONNECT_TIMEOUT", float, 1.0),
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        webhook_token=get("WEBHOOK_TOKEN"),
+        hmac_secret=get("VAPI_WEBHOOK_HMAC_SECRET"),
+        hmac_header=get("VAPI_WEBHOOK_HMAC_HEADER") or "x-signature",
+        hmac_timestamp_header=timestamp_header,
+        hmac_algorithm=algorithm,
+        hmac_tolerance=_number(get, "VAPI_WEBHOOK_HMAC_TOLERANCE", int, 300),
+        max_body_bytes=_number(get, "MAX_BODY_BYTES", int, 10 * 1024 * 1024),
+        vapi_assistant_id=get("VAPI_ASSISTANT_ID"),
+        vapi_transfer_number=transfer_number,
     )
 
 

@@ -1,35 +1,67 @@
-"""JSON answers for every HTTP error, including our own faults."""
+"""JSON answers for every error: bad input is a 4xx, our own faults a logged 500/503."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .storage import StorageError
+from .vapi.messages import InvalidJson, InvalidPayload
 
 log = logging.getLogger(__name__)
 
 
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(InvalidJson, invalid_json)
+    app.register_error_handler(InvalidPayload, invalid_payload)
+    app.register_error_handler(StorageError, storage_unavailable)
     app.register_error_handler(Exception, unexpected_error)
 
 
 def http_error(exc: HTTPException):
-    code = exc.code or 500
     body = {"error": _slug(exc.name), "message": exc.description}
-    if code == 405:
+    if exc.code == 405:
         body["allowed"] = sorted(exc.valid_methods or [])  # type: ignore[attr-defined]
-    response = jsonify(body)
-    response.status_code = code
-    if code == 405:
+    response = _json(body, exc.code or 500)
+    if exc.code == 405:
         response.headers["Allow"] = ", ".join(body["allowed"])
     return response
 
 
+def invalid_json(exc: InvalidJson):
+    log.warning("[WEBHOOK] Invalid JSON requestId=%s: %s", _request_id(), exc)
+    return _json({"error": "invalid_json", "message": f"The body is not JSON: {exc}"}, 400)
+
+
+def invalid_payload(exc: InvalidPayload):
+    log.warning("[WEBHOOK] Invalid payload requestId=%s type=%s fields=%s", _request_id(),
+                g.get("message_type"), sorted(exc.details))
+    return _json({"error": "invalid_payload", "details": exc.details}, 400)
+
+
+def storage_unavailable(exc: StorageError):
+    log.error("[STATE_STORAGE] Store unavailable on %s %s requestId=%s type=%s: %s",
+              request.method, request.path, _request_id(), g.get("message_type"), exc)
+    return _json({"error": "storage_unavailable", "requestId": _request_id()}, 503)
+
+
 def unexpected_error(exc: Exception):
-    log.exception("Unhandled error on %s %s", request.method, request.path)
-    return http_error(InternalServerError())
+    log.exception("Unhandled error on %s %s requestId=%s type=%s", request.method, request.path,
+                  _request_id(), g.get("message_type"))
+    return _json({"error": "internal_error", "requestId": _request_id()}, 500)
+
+
+def _json(body: dict, status: int):
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _request_id() -> str | None:
+    return g.get("request_id")
 
 
 def _slug(name: str) -> str:

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, g, jsonify, request
 
+from .context import Context
 from .storage import get_state
+from .vapi import auth, handlers, messages
 
+log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
+
+
+@bp.post("/vapi/webhook")
+def vapi_webhook():
+    settings = current_app.config["SETTINGS"]
+    # MAX_CONTENT_LENGTH answers 413 here, before an oversized body is read.
+    body = request.get_data(cache=True)
+    failure = auth.verify(settings, body, request.headers, request.args)
+    if failure:
+        log.warning("[WEBHOOK] Unauthorized requestId=%s check=%s", g.request_id, failure)
+        return jsonify(error="unauthorized"), 401
+    message = messages.parse(body)
+    g.message_type = message["type"]
+    ctx = Context(state=get_state(), settings=settings, request_id=g.request_id)
+    return jsonify(handlers.dispatch(message, ctx))
 
 
 @bp.get("/health")
@@ -19,6 +38,7 @@ def health():
         "status": "ok" if ok else "degraded",
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "version": current_app.config["VERSION"],
+        "auth": current_app.config["SETTINGS"].auth_modes,
         "storage": storage,
     }
     return jsonify(body), 200 if ok else 503

@@ -43,6 +43,10 @@ class Backend(ABC):
         """Delete ``key`` only if it still holds ``value`` (one atomic step)."""
 
     @abstractmethod
+    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+        """Store ``"<rank>:<value>"`` unless the key holds an equal or higher rank (atomic)."""
+
+    @abstractmethod
     def ttl(self, key: str) -> int:
         """Seconds left, -1 for a key without expiry, -2 for a missing key (Redis's TTL)."""
 
@@ -58,3 +62,22 @@ if redis.call("get", KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# Monotonic write: values are "<rank>:<text>"; only a higher rank replaces one.
+SET_IF_HIGHER_LUA = """
+local current = redis.call("get", KEYS[1])
+if current then
+  local rank = tonumber(string.match(current, "^(%d+):"))
+  if rank and rank >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call("set", KEYS[1], ARGV[1] .. ":" .. ARGV[2], "EX", ARGV[3])
+return 1
+"""
+
+
+def ranked(value: str | None) -> tuple[int, str] | None:
+    """Split a ``set_if_higher`` value into (rank, text)."""
+    if value is None:
+        return None
+    rank, _, text = value.partition(":")
+    return (int(rank), text) if rank.isdigit() else None

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 from ..config import Settings
-from .base import Backend
+from .base import Backend, ranked
 
 
 class MemoryBackend(Backend):
@@ -63,6 +63,15 @@ class MemoryBackend(Backend):
                 del self._entries[key]
                 return True
             return False
+
+    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+        with self._lock:
+            entry = self._live(key)
+            current = ranked(entry[0]) if entry else None
+            if current and current[0] >= rank:
+                return False
+            self._write(key, f"{rank}:{value}", ex)
+            return True
 
     def ttl(self, key: str) -> int:
         with self._lock:

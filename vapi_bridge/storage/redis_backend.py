@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, SET_IF_HIGHER_LUA, Backend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class RedisBackend(Backend):
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
         )
         self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
+        self._set_if_higher = self._client.register_script(SET_IF_HIGHER_LUA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackend:
@@ -78,6 +79,10 @@ class RedisBackend(Backend):
     def delete_if_equals(self, key: str, value: str) -> bool:
         with _wrapped():
             return bool(self._delete_if_equals(keys=[key], args=[value]))
+
+    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+        with _wrapped():
+            return bool(self._set_if_higher(keys=[key], args=[rank, value, ex]))
 
     def ttl(self, key: str) -> int:
         with _wrapped():

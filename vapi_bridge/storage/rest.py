@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, SET_IF_HIGHER_LUA, Backend, StorageError
 
 
 class RestBackend(Backend):
@@ -52,6 +52,9 @@ class RestBackend(Backend):
 
     def delete_if_equals(self, key: str, value: str) -> bool:
         return bool(self._command("EVAL", DELETE_IF_EQUALS_LUA, 1, key, value))
+
+    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+        return bool(self._command("EVAL", SET_IF_HIGHER_LUA, 1, key, rank, value, ex))
 
     def ttl(self, key: str) -> int:
         return int(self._command("TTL", key))

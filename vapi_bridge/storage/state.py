@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from .base import Backend, StorageError
+from .base import Backend, StorageError, ranked
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,8 @@ _VALID_ID = re.compile(r"[^\s:\x00-\x1f\x7f-\x9f]{1,256}")
 SENT = "true"
 CLAIM_PREFIX = "claim:"
 _MAX_OPEN_CLAIMS = 10_000
+# Vapi's call statuses in the order a call moves through them.
+CALL_STATUSES = ("scheduled", "queued", "ringing", "in-progress", "forwarding", "ended")
 
 
 def check_id(value: object, what: str = "id") -> str:
@@ -63,14 +65,36 @@ class StateStore:
 
     # Call metadata (a JSON object)
     def store_metadata(self, call_id: str, metadata: dict[str, Any]) -> None:
-        if not isinstance(metadata, dict):
-            raise ValueError("metadata must be a JSON object")
-        value = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
-        self.backend.set(self.key("metadata", check_id(call_id, "call_id")), value, ex=self.ttl)
+        key = self.key("metadata", check_id(call_id, "call_id"))
+        self.backend.set(key, _json_object(metadata), ex=self.ttl)
 
     def get_metadata(self, call_id: str) -> dict[str, Any] | None:
         value = self.backend.get(self.key("metadata", check_id(call_id, "call_id")))
         return json.loads(value) if value is not None else None
+
+    def record_call(self, call_id: str, *, summary: str | None,
+                    metadata: dict[str, Any]) -> None:
+        """Summary and metadata of an ended call, in one round trip."""
+        check_id(call_id, "call_id")
+        items = {self.key("metadata", call_id): _json_object(metadata)}
+        if summary:
+            items[self.key("summary", call_id)] = summary
+        self.backend.set_many(items, ex=self.ttl)
+        log.info("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
+                 call_id, bool(summary), self.backend.label)
+
+    # Call status: only ever moves forward (a late "ringing" never overwrites "ended").
+    def advance_status(self, call_id: str, status: str) -> bool:
+        """Record ``status`` if it is later than the stored one; say whether it was."""
+        key = self.key("status", check_id(call_id, "call_id"))
+        if status not in CALL_STATUSES:
+            return False
+        return self.backend.set_if_higher(key, CALL_STATUSES.index(status) + 1, status,
+                                          ex=self.ttl)
+
+    def get_status(self, call_id: str) -> str | None:
+        current = ranked(self.backend.get(self.key("status", check_id(call_id, "call_id"))))
+        return current[1] if current else None
 
     # Notes: one per call and contact
     def claim_note(self, call_id: str, contact_id: str) -> bool:
@@ -118,7 +142,7 @@ class StateStore:
         with self._claims_lock:
             self._claims.pop(key, None)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:  # of the store itself, for /health
         """What /health reports, from a real ping."""
         started = time.perf_counter()
         try:
@@ -137,3 +161,9 @@ class StateStore:
             "latency_ms": latency_ms,
             "ttl": self.ttl,
         }
+
+
+def _json_object(value: dict[str, Any]) -> str:
+    if not isinstance(value, dict):
+        raise ValueError("metadata must be a JSON object")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

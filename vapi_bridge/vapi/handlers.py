@@ -1,0 +1,109 @@
+"""One function per Vapi message type, in one registry: a new type is a function and a line.
+
+Types not in the registry are acknowledged with ``{"status": "ignored"}``: Vapi adds
+types, and an error would only make it retry or drop them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema
+
+from .. import pipeline, tools
+from ..context import Context
+from .messages import (
+    CallReport,
+    EndOfCallReportSchema,
+    FunctionCallSchema,
+    MessageSchema,
+    StatusUpdateSchema,
+    ToolCall,
+    ToolCallsSchema,
+    tool_calls,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Context], dict[str, Any]]
+HANDLERS: dict[str, tuple[type[Schema], Handler]] = {}
+RECEIVED = {"status": "received"}
+
+
+def handles(message_type: str, schema: type[Schema] = MessageSchema):
+    def register(handler: Handler) -> Handler:
+        HANDLERS[message_type] = (schema, handler)
+        return handler
+
+    return register
+
+
+def dispatch(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Validate ``message`` for its type and answer it."""
+    entry = HANDLERS.get(message["type"])
+    if entry is None:
+        log.debug("[WEBHOOK] Ignored message type=%s", message["type"])
+        return {"status": "ignored"}
+    schema, handler = entry
+    message = validate(schema, message)
+    ctx = dataclasses.replace(ctx, call_id=(message.get("call") or {}).get("id"))
+    return handler(message, ctx)
+
+
+@handles("end-of-call-report", EndOfCallReportSchema)
+def end_of_call_report(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    report = CallReport.from_message(message)
+    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
+    log.info("[END_OF_CALL] Report received callId=%s outcome=%s contact=%s",
+             report.call_id, report.outcome, "yes" if report.contact_id else "no")
+    pipeline.run(report, ctx)
+    return RECEIVED
+
+
+@handles("status-update", StatusUpdateSchema)
+def status_update(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    status = message["status"]
+    if ctx.call_id:
+        moved = ctx.state.advance_status(ctx.call_id, status)
+        log.info("[STATUS] callId=%s status=%s %s", ctx.call_id, status,
+                 "recorded" if moved else "not newer, kept the stored one")
+    else:
+        log.info("[STATUS] status=%s without a call id endedReason=%s", status,
+                 message.get("endedReason"))
+    return RECEIVED
+
+
+@handles("tool-calls", ToolCallsSchema)
+def tool_calls_message(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    return {"results": tools.run_all(tool_calls(message), ctx)}
+
+
+@handles("function-call", FunctionCallSchema)
+def function_call(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    call = message["functionCall"]
+    answer = tools.run(ToolCall.from_item(call), ctx)
+    # The legacy format only reads "result": an error is said as the result.
+    return {"result": answer.get("result", answer.get("error"))}
+
+
+@handles("assistant-request")
+def assistant_request(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    # Vapi waits at most 7.5 s for this answer: settings only, no outside calls.
+    if ctx.settings.vapi_assistant_id:
+        return {"assistantId": ctx.settings.vapi_assistant_id}
+    log.warning("[WEBHOOK] assistant-request but VAPI_ASSISTANT_ID is not set")
+    return {"error": "Sorry, this number is not set up to take calls right now."}
+
+
+@handles("transfer-destination-request")
+def transfer_destination_request(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    number = ctx.settings.vapi_transfer_number
+    if number:
+        return {"destination": {"type": "number", "number": number},
+                "message": {"type": "request-start", "content": "Transferring you now."}}
+    log.warning("[WEBHOOK] transfer-destination-request but VAPI_TRANSFER_NUMBER is not set")
+    return {"error": "Sorry, I cannot transfer this call right now."}
