@@ -63,7 +63,7 @@ cleanup() {
 }
 trap cleanup EXIT
 SRC=$WORK/project
-mkdir -p "$SRC" "$WORK/bin" "$WORK/ignore"
+mkdir -p "$SRC" "$WORK/bin" "$WORK/ignore" "$WORK/tmp"  # tmp: uv leaves lock files there
 ln -s "$PY312" "$WORK/bin/python3.12"
 ln -s "$UV_HOME/bin/uv" "$WORK/bin/uv"
 
@@ -120,7 +120,7 @@ say "vercel@$VERCEL_CLI_VERSION build (python: $PY312, uv: $UV_VERSION)"
 t0=$(date +%s)
 if ! (cd "$SRC" && env -u VERCEL_TOKEN -u VERCEL_ORG_ID -u VERCEL_PROJECT_ID \
   -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV \
-  PATH="$WORK/bin:$PATH" \
+  PATH="$WORK/bin:$PATH" TMPDIR="$WORK/tmp" \
   npm_config_cache="$CACHE/npm" npm_config_prefer_offline=true \
   npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false \
   VERCEL_TELEMETRY_DISABLED=1 NO_UPDATE_NOTIFIER=1 \
