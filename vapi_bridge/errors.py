@@ -37,20 +37,21 @@ def invalid_json(exc: InvalidJson):
 
 
 def invalid_payload(exc: InvalidPayload):
-    log.warning("[WEBHOOK] Invalid payload requestId=%s type=%s fields=%s", _request_id(),
-                g.get("message_type"), sorted(exc.details))
+    log.warning("[WEBHOOK] Invalid payload requestId=%s type=%s callId=%s fields=%s",
+                _request_id(), g.get("message_type"), g.get("call_id"), sorted(exc.details))
     return _json({"error": "invalid_payload", "details": exc.details}, 400)
 
 
 def storage_unavailable(exc: StorageError):
-    log.error("[STATE_STORAGE] Store unavailable on %s %s requestId=%s type=%s: %s",
-              request.method, request.path, _request_id(), g.get("message_type"), exc)
+    log.error("[STATE_STORAGE] Store unavailable on %s %s requestId=%s type=%s callId=%s: %s",
+              request.method, request.path, _request_id(), g.get("message_type"),
+              g.get("call_id"), exc)
     return _json({"error": "storage_unavailable", "requestId": _request_id()}, 503)
 
 
 def unexpected_error(exc: Exception):
-    log.exception("Unhandled error on %s %s requestId=%s type=%s", request.method, request.path,
-                  _request_id(), g.get("message_type"))
+    log.exception("Unhandled error on %s %s requestId=%s type=%s callId=%s", request.method,
+                  request.path, _request_id(), g.get("message_type"), g.get("call_id"))
     return _json({"error": "internal_error", "requestId": _request_id()}, 500)
 
 

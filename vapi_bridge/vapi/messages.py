@@ -214,6 +214,16 @@ def validate(schema: type[Schema], message: dict[str, Any]) -> dict[str, Any]:
         raise InvalidPayload({"message": ["Nested too deeply."]}) from None
 
 
+def loggable_call_id(message: dict[str, Any]) -> str | None:
+    """The call id, before validation, if it is safe to put in a log line."""
+    call = message.get("call")
+    call_id = call.get("id") if isinstance(call, dict) else None
+    try:
+        return check_id(call_id)
+    except ValueError:
+        return None
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
