@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import signal
@@ -9,10 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.vapi.payloads import EOCR_CURRENT, STATUS_UPDATE
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -45,19 +49,26 @@ def test_shared_store_runs_several_workers():
     assert conf["bind"] == "0.0.0.0:9123"
 
 
-@pytest.mark.parametrize("backend_env", ["memory", "redis", "kv-rest"], indirect=True)
-def test_health_under_gunicorn(backend_env, tmp_path):
+@contextmanager
+def gunicorn(env: dict[str, str], log: Path):
+    """Serve the app with gunicorn.conf.py; yields (base URL, /health body)."""
     port = _free_port()
     env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port),
-           "WEB_CONCURRENCY": "2", **backend_env}
-    log = tmp_path / "gunicorn.log"
+           "WEB_CONCURRENCY": "2", **env}
     with log.open("w") as out:
         server = subprocess.Popen([str(GUNICORN)], cwd=ROOT, env=env, stdout=out, stderr=out)
     try:
-        body = _wait_for_health(port, server)
+        yield f"http://127.0.0.1:{port}", _wait_for_health(port, server)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("backend_env", ["memory", "redis", "kv-rest"], indirect=True)
+def test_health_under_gunicorn(backend_env, tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(backend_env, log) as (_, body):
+        pass
     output = log.read_text()
     expected_workers = 1 if body["storage"]["backend"] == "memory" else 2
     assert body["status"] == "ok"
@@ -78,3 +89,48 @@ def _wait_for_health(port: int, server: subprocess.Popen) -> dict:
         assert response.status_code == 200, response.text
         return response.json()
     raise AssertionError("gunicorn did not answer /health within 30 s")
+
+
+ANSWERS = [
+    (EOCR_CURRENT, 200, {"status": "received"}),
+    (STATUS_UPDATE, 200, {"status": "received"}),
+    ({"message": {"type": "tool-calls", "call": {"id": "call-2"}, "toolCallList": [
+        {"id": "t1", "function": {"name": "get_call_context", "arguments": "{}"}},
+        {"id": "t2", "function": {"name": "nope", "arguments": {}}}]}}, 200,
+     {"results": [{"toolCallId": "t1", "name": "get_call_context", "result": "<from store>"},
+                  {"toolCallId": "t2", "name": "nope", "error": "Unknown tool: nope"}]}),
+    ({"message": {"type": "function-call", "functionCall": {"name": "nope"}}}, 200,
+     {"result": "Unknown tool: nope"}),
+    ({"message": {"type": "assistant-request"}}, 200, {"assistantId": "asst_9"}),
+    ({"message": {"type": "transfer-destination-request"}}, 200, {
+        "destination": {"type": "number", "number": "+14155550123"},
+        "message": {"type": "request-start", "content": "Transferring you now."}}),
+    ({"message": {"type": "conversation-update", "messages": []}}, 200, {"status": "ignored"}),
+    (b"{broken", 400, None),
+    ({"message": {"type": "end-of-call-report"}}, 400, None),
+]
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_each_message_type_is_answered_under_gunicorn(backend_env, tmp_path):
+    env = {**backend_env, "WEBHOOK_TOKEN": "gunicorn-token", "VAPI_ASSISTANT_ID": "asst_9",
+           "VAPI_TRANSFER_NUMBER": "+14155550123", "STATE_STORAGE_PREFIX": "vbtestgunicorn"}
+    with gunicorn(env, tmp_path / "gunicorn.log") as (url, _):
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer gunicorn-token"
+        for payload, status, answer in ANSWERS:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload)
+            response = session.post(f"{url}/vapi/webhook", data=data, timeout=10,
+                                    headers={"Content-Type": "application/json"})
+            assert response.status_code == status, (payload, response.text)
+            body = response.json()
+            if answer and "results" in answer:  # the stored call comes back from the tool
+                stored = json.loads(body["results"][0]["result"])
+                assert stored["summary"] == "Booked a cleaning on Tuesday."
+                body["results"][0]["result"] = "<from store>"
+            if answer:
+                assert body == answer
+        assert requests.post(f"{url}/vapi/webhook", data=b"{}", timeout=10).status_code == 401
+        too_big = requests.post(f"{url}/vapi/webhook", timeout=10,
+                                data=iter([b"x" * 1024 * 1024] * 11))  # chunked, 11 MiB
+        assert too_big.status_code == 413

@@ -136,3 +136,39 @@ def test_status_reports_a_real_ping(store: StateStore):
     assert status["available"] is True
     assert status["latency_ms"] >= 0
     assert status["backend"] == store.backend.name
+
+
+def test_record_call_writes_summary_and_metadata_with_the_ttl(store: StateStore):
+    store.record_call("call-1", summary=SUMMARY, metadata=METADATA)
+    store.record_call("call-2", summary=None, metadata={"n": 1})
+    assert store.get_call_summary("call-1") == SUMMARY
+    assert store.get_metadata("call-1") == METADATA
+    assert store.get_call_summary("call-2") is None
+    assert store.get_metadata("call-2") == {"n": 1}
+    for key in ("summary:call-1", "metadata:call-1", "metadata:call-2"):
+        assert 0 < store.backend.ttl(f"{store.prefix}:{key}") <= store.ttl
+
+
+def test_status_only_moves_forward(store: StateStore):
+    assert store.get_status("call-1") is None
+    assert store.advance_status("call-1", "ringing") is True
+    assert store.advance_status("call-1", "ringing") is False
+    assert store.advance_status("call-1", "ended") is True
+    assert store.advance_status("call-1", "in-progress") is False
+    assert store.advance_status("call-1", "not-found") is False
+    assert store.get_status("call-1") == "ended"
+    assert 0 < store.backend.ttl(store.key("status", "call-1")) <= store.ttl
+
+
+def test_concurrent_status_updates_keep_the_latest(store: StateStore):
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vapi_bridge.storage.state import CALL_STATUSES
+
+    statuses = [random.choice(CALL_STATUSES[:-1]) for _ in range(60)] + ["ended"] * 4
+    random.shuffle(statuses)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        moved = list(pool.map(lambda s: store.advance_status("call-1", s), statuses))
+    assert store.get_status("call-1") == "ended"
+    assert moved.count(True) <= len(CALL_STATUSES)
