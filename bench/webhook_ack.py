@@ -1,0 +1,120 @@
+"""Ack time and store cost of an end-of-call-report, under gunicorn with the production config.
+
+Starts a private redis-server (or uses REDIS_URL), serves the app with gunicorn.conf.py
+on loopback once per store, POSTs N end-of-call-reports (distinct call ids) from one
+keep-alive client, and prints the median / p90 / p99 time to the answer, plus the Redis
+commands each report cost (from INFO commandstats).
+
+    .venv/bin/python -m bench.webhook_ack [N]
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import requests
+
+from tests.redis_server import RedisServer
+from tests.vapi.payloads import EOCR_CURRENT, status_update
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port),
+           "LOG_LEVEL": "WARNING", **env}
+    server = subprocess.Popen([str(GUNICORN), "--access-logfile", "/dev/null"], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            requests.get(f"{url}/health", timeout=1)
+            return server, url
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("gunicorn did not start")
+
+
+def commands(client: redis.Redis | None) -> int:
+    if client is None:
+        return 0
+    stats = client.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_ping"))
+
+
+def run(name: str, env: dict[str, str], client: redis.Redis | None, n: int) -> dict:
+    server, url = serve(env)
+    session = requests.Session()
+    headers = {"Content-Type": "application/json"}
+    try:
+        bodies = []
+        for i in range(n):
+            payload = copy.deepcopy(EOCR_CURRENT)
+            payload["message"]["call"]["id"] = f"bench-{name}-{i}"
+            bodies.append(json.dumps(payload))
+        for body in bodies[:50]:  # warm up connections and imports
+            session.post(f"{url}/vapi/webhook", data=body, headers=headers)
+        timings, before = [], commands(client)
+        for body in bodies[50:]:
+            started = time.perf_counter()
+            response = session.post(f"{url}/vapi/webhook", data=body, headers=headers)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+        per_report = (commands(client) - before) / (n - 50)
+        before = commands(client)
+        for i in range(n - 50):
+            session.post(f"{url}/vapi/webhook", headers=headers,
+                         data=json.dumps(status_update("ringing", f"bench-{name}-{i}")))
+        per_status = (commands(client) - before) / (n - 50)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    quantiles = statistics.quantiles(timings, n=100)
+    return {"store": name, "median_ms": statistics.median(timings), "p90_ms": quantiles[89],
+            "p99_ms": quantiles[98], "commands_per_report": per_report,
+            "commands_per_status": per_status}
+
+
+def main(n: int = 1000) -> None:
+    url = os.environ.get("REDIS_URL")
+    private = None
+    if not url:
+        private = RedisServer(Path(tempfile.mkdtemp())).start()
+        url = private.url
+    client = redis.Redis.from_url(url)
+    try:
+        results = [
+            run("memory", {}, None, n),
+            run("redis", {"REDIS_URL": url, "STATE_STORAGE_PREFIX": "benchack"}, client, n),
+        ]
+    finally:
+        for key in client.scan_iter(match="benchack*", count=1000):
+            client.delete(key)
+        if private:
+            private.stop()
+    print(f"{n - 50} end-of-call-reports per store, one keep-alive client, gunicorn on loopback")
+    print(f"{'store':8} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'cmds/EOCR':>10} "
+          f"{'cmds/status':>12}")
+    for r in results:
+        print(f"{r['store']:8} {r['median_ms']:10.2f} {r['p90_ms']:8.2f} {r['p99_ms']:8.2f} "
+              f"{r['commands_per_report']:10.2f} {r['commands_per_status']:12.2f}")
+    print(f"redis/memory median ratio: {results[1]['median_ms'] / results[0]['median_ms']:.2f}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
