@@ -9,17 +9,14 @@ Uses REDIS_URL if set, else starts a private redis-server.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import redis
 
 from tests.fakes.upstash_rest import UpstashRestFake
-from tests.redis_server import RedisServer
+from tests.redis_server import redis_url_or_private
 from vapi_bridge.config import settings_from_mapping
 from vapi_bridge.storage import StateStore, create_backend
 
@@ -50,11 +47,11 @@ def measure(store: StateStore, count, n: int) -> dict[str, tuple[float, float]]:
 
 
 def main(n: int = 1000) -> None:
-    url = os.environ.get("REDIS_URL")
-    server = None
-    if not url:
-        server = RedisServer(Path(tempfile.mkdtemp())).start()
-        url = server.url
+    with redis_url_or_private() as url:
+        measure_all(url, n)
+
+
+def measure_all(url: str, n: int) -> None:
     client = redis.Redis.from_url(url)
     fake = UpstashRestFake(url, "bench-token").start()
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -77,8 +74,6 @@ def main(n: int = 1000) -> None:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
         fake.stop()
-        if server:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -18,14 +18,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 import requests
 
-from tests.redis_server import RedisServer
+from tests.redis_server import redis_url_or_private
 from tests.vapi.payloads import EOCR_CURRENT, status_update
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,22 +90,16 @@ def run(name: str, env: dict[str, str], client: redis.Redis | None, n: int) -> d
 
 
 def main(n: int = 1000) -> None:
-    url = os.environ.get("REDIS_URL")
-    private = None
-    if not url:
-        private = RedisServer(Path(tempfile.mkdtemp())).start()
-        url = private.url
-    client = redis.Redis.from_url(url)
-    try:
-        results = [
-            run("memory", {}, None, n),
-            run("redis", {"REDIS_URL": url, "STATE_STORAGE_PREFIX": "benchack"}, client, n),
-        ]
-    finally:
-        for key in client.scan_iter(match="benchack*", count=1000):
-            client.delete(key)
-        if private:
-            private.stop()
+    with redis_url_or_private() as url:
+        client = redis.Redis.from_url(url)
+        try:
+            results = [
+                run("memory", {}, None, n),
+                run("redis", {"REDIS_URL": url, "STATE_STORAGE_PREFIX": "benchack"}, client, n),
+            ]
+        finally:
+            for key in client.scan_iter(match="benchack*", count=1000):
+                client.delete(key)
     print(f"{n - 50} end-of-call-reports per store, one keep-alive client, gunicorn on loopback")
     print(f"{'store':8} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} {'cmds/EOCR':>10} "
           f"{'cmds/status':>12}")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -49,3 +53,16 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+@contextmanager
+def redis_url_or_private() -> Iterator[str]:
+    """REDIS_URL if set, else a private redis-server for as long as the block runs."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    server = RedisServer(Path(tempfile.mkdtemp())).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
