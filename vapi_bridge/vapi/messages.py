@@ -199,10 +199,44 @@ def parse(body: bytes) -> dict[str, Any]:
         raise InvalidJson(_first_line(exc)) from None
     if not isinstance(document, dict):
         raise InvalidPayload({"_schema": ["Expected a JSON object."]})
+    problem = _unstorable(document, check_text=b"\\u" in body)
+    if problem:
+        raise InvalidPayload({"_schema": [problem]})
     try:
         return EnvelopeSchema().load(document)["message"]
     except ValidationError as exc:
         raise InvalidPayload(exc.messages_dict) from None
+
+
+MAX_DEPTH = 64  # Vapi's messages nest about 10 deep; far deeper only costs us recursion
+
+
+def _unstorable(document: Any, check_text: bool) -> str | None:
+    """Why the document cannot be stored as UTF-8 JSON, if it cannot (walked, not recursed)."""
+    # Only \u escapes can smuggle lone surrogates in: without any, text needs no check.
+    worth_a_look = (dict, list, str) if check_text else (dict, list)
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"Nested more than {MAX_DEPTH} levels deep."
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                return "Contains text that is not valid Unicode (a lone surrogate)."
+            continue
+        items = value.values() if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items if isinstance(item, worth_a_look))
+        if check_text and isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def validate(schema: type[Schema], message: dict[str, Any]) -> dict[str, Any]:
@@ -233,10 +267,10 @@ def parse_time(value: Any) -> datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = value / 1000 if abs(value) > 1e11 else value
         try:
+            seconds = value / 1000 if abs(value) > 1e11 else value
             return datetime.fromtimestamp(seconds, UTC)
-        except (OverflowError, OSError, ValueError):
+        except (OverflowError, OSError, ValueError):  # out of any calendar
             return None
     if isinstance(value, str) and value:
         try:
@@ -400,8 +434,10 @@ class ToolCall:
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> ToolCall:
-        function = item.get("function") or {}
+        function = item.get("function")
+        function = function if isinstance(function, dict) else {}  # unvalidated in functionCall
         name = function.get("name") or item.get("name")
+        name = name if isinstance(name, str) else None
         raw = _first(function.get("arguments"), item.get("arguments"), item.get("parameters"))
         arguments, error = _decode_arguments(raw)
         return cls(id=item.get("id"), name=name, arguments=arguments, argument_error=error)
