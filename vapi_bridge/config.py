@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from .clients import DEFAULT_NAME, Client, ClientConfigError, ClientDirectory, load_clients
 
 STORAGE_BACKENDS = ("memory", "redis", "kv-rest")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
@@ -51,6 +53,18 @@ class Settings:
     # Answers to Vapi's request messages.
     vapi_assistant_id: str | None = None
     vapi_transfer_number: str | None = None
+    # Outside services: the clients, and where and how to reach them.
+    clients: ClientDirectory = field(
+        default_factory=lambda: ClientDirectory([], Client(DEFAULT_NAME)))
+    vapi_api_key: str | None = field(default=None, repr=False)
+    vapi_api_base_url: str = "https://api.vapi.ai"
+    ghl_api_base_url: str = "https://services.leadconnectorhq.com"
+    slack_api_base_url: str = "https://slack.com/api/"
+    ghl_create_contacts: bool = True
+    ghl_note_transcript_chars: int = 1500
+    slack_mention: str | None = None
+    pipeline_deadline: float = 15.0
+    http_timeout: float = 10.0
 
     @property
     def auth_modes(self) -> list[str]:
@@ -133,6 +147,17 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
     timestamp_header = env.get("VAPI_WEBHOOK_HMAC_TIMESTAMP_HEADER")
     timestamp_header = "x-timestamp" if timestamp_header is None else str(timestamp_header).strip()
 
+    try:
+        clients = load_clients(env)
+    except ClientConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    base_urls = {}
+    for name, default in (("VAPI_API_BASE_URL", "https://api.vapi.ai"),
+                          ("GHL_API_BASE_URL", "https://services.leadconnectorhq.com"),
+                          ("SLACK_API_BASE_URL", "https://slack.com/api/")):
+        base_urls[name] = get(name) or default
+        _check_url(name, base_urls[name], ("http", "https"))
+
     return Settings(
         state_storage=forced,
         redis_url=redis_url,
@@ -155,6 +180,16 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         max_body_bytes=_number(get, "MAX_BODY_BYTES", int, 10 * 1024 * 1024),
         vapi_assistant_id=get("VAPI_ASSISTANT_ID"),
         vapi_transfer_number=transfer_number,
+        clients=clients,
+        vapi_api_key=get("VAPI_API_KEY"),
+        vapi_api_base_url=base_urls["VAPI_API_BASE_URL"].rstrip("/"),
+        ghl_api_base_url=base_urls["GHL_API_BASE_URL"].rstrip("/"),
+        slack_api_base_url=base_urls["SLACK_API_BASE_URL"].rstrip("/") + "/",
+        ghl_create_contacts=(get("GHL_CREATE_CONTACTS") or "true").lower() != "false",
+        ghl_note_transcript_chars=_number(get, "GHL_NOTE_TRANSCRIPT_CHARS", int, 1500),
+        slack_mention=get("SLACK_MENTION"),
+        pipeline_deadline=_number(get, "PIPELINE_DEADLINE_SECONDS", float, 15.0),
+        http_timeout=_number(get, "HTTP_TIMEOUT_SECONDS", float, 10.0),
     )
 
 

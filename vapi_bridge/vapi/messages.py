@@ -332,6 +332,10 @@ class CallReport:
     contact_id: str | None = None
     assistant_id: str | None = None
     phone_number_id: str | None = None
+    lead_name: str | None = None
+    lead_email: str | None = None
+    ghl_contact: dict[str, Any] = field(default_factory=dict)  # call.metadata.ghl.contact
+    ghl_tags: tuple[str, ...] = ()  # call.metadata.ghl.tags
 
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> CallReport:
@@ -341,6 +345,7 @@ class CallReport:
         artifact = message.get("artifact") or {}
         customer = message.get("customer") or call.get("customer") or {}
         phone_number = message.get("phoneNumber") or {}
+        ghl = _ghl(message)
         started = parse_time(message.get("startedAt") or call.get("startedAt"))
         ended = parse_time(message.get("endedAt") or call.get("endedAt"))
         ended_reason = message.get("endedReason") or call.get("endedReason")
@@ -362,6 +367,10 @@ class CallReport:
             contact_id=find_contact_id(message),
             assistant_id=call.get("assistantId") or (message.get("assistant") or {}).get("id"),
             phone_number_id=call.get("phoneNumberId") or phone_number.get("id"),
+            lead_name=_lead(message, "name", customer),
+            lead_email=_lead(message, "email", customer),
+            ghl_contact=ghl["contact"] if isinstance(ghl.get("contact"), dict) else {},
+            ghl_tags=tuple(tag for tag in _list(ghl.get("tags")) if isinstance(tag, str) and tag),
         )
 
     def to_metadata(self) -> dict[str, Any]:
@@ -373,8 +382,8 @@ class CallReport:
         return data
 
 
-def find_contact_id(message: dict[str, Any]) -> str | None:
-    """The CRM contact id, from wherever the call's creator put it (reference §4.6)."""
+def _metadata_places(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a call's creator may have put our data (reference §4.6), best first."""
     call = message.get("call") or {}
     overrides = call.get("assistantOverrides") or {}
     places = [
@@ -382,9 +391,39 @@ def find_contact_id(message: dict[str, Any]) -> str | None:
         (message.get("assistant") or {}).get("metadata"),
         (message.get("artifact") or {}).get("variableValues"),
     ]
-    for place in places:
-        if not isinstance(place, dict):
-            continue
+    return [place for place in places if isinstance(place, dict)]
+
+
+def _ghl(message: dict[str, Any]) -> dict[str, Any]:
+    """The original service's ``metadata.ghl`` object: contactId, contact, tags."""
+    return next((place["ghl"] for place in _metadata_places(message)
+                 if isinstance(place.get("ghl"), dict)), {})
+
+
+def _lead(message: dict[str, Any], key: str, customer: dict[str, Any]) -> str | None:
+    """The lead's name or email, first match in the original service's order (seed §8)."""
+    call = message.get("call") or {}
+    overrides = call.get("assistantOverrides") or {}
+    contact = _ghl(message).get("contact") or {}
+    contact = contact if isinstance(contact, dict) else {}
+    candidates = [(call.get("variables") or {}), (call.get("variableValues") or {}),
+                  (overrides.get("variableValues") or {}), contact, (call.get("metadata") or {})]
+    for place in candidates:
+        value = place.get(key) if isinstance(place, dict) else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    if key == "name":
+        full = " ".join(str(contact.get(k) or "") for k in ("firstName", "lastName")).strip()
+        if full:
+            return full
+    value = customer.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def find_contact_id(message: dict[str, Any]) -> str | None:
+    """The CRM contact id, from wherever the call's creator put it (reference §4.6)."""
+    call = message.get("call") or {}
+    for place in _metadata_places(message):
         for candidate in (place, place.get("ghl")):
             if not isinstance(candidate, dict):
                 continue
@@ -408,6 +447,10 @@ def _duration(started, ended, legacy_seconds) -> float | None:
     if started and ended and ended >= started:
         return round((ended - started).total_seconds(), 3)
     return legacy_seconds
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _first(*values):

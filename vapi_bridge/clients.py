@@ -1,0 +1,200 @@
+"""Clients: the GoHighLevel accounts (and their Slack channels) one deployment serves.
+
+Configuration is data: ``CLIENTS_FILE`` (a JSON file) or ``CLIENTS_JSON`` (the same
+inline) lists the clients; the single-client variables (``GHL_API_KEY``, ...) form the
+default client. A call is matched to its client by the Vapi assistant id, then the
+phone number id, into an immutable ``Client``: nothing is shared between requests.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+OUTCOMES = ("completed", "no-answer", "voicemail", "transferred", "failed", "other")
+WEBHOOK_KINDS = ("default", "booking", "deposit")
+DEFAULT_NAME = "default"
+
+
+class ClientConfigError(ValueError):
+    """The clients configuration is wrong; the message names the source, entry and field."""
+
+
+@dataclass(frozen=True)
+class Client:
+    name: str
+    assistant_ids: tuple[str, ...] = ()
+    phone_number_ids: tuple[str, ...] = ()
+    ghl_api_key: str | None = field(default=None, repr=False)
+    ghl_location_id: str | None = None
+    slack_channel_id: str | None = None
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_webhook_url: str | None = field(default=None, repr=False)
+    timezone: str = "UTC"
+    ghl_incoming_webhook_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
+    outcome_tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def has_ghl(self) -> bool:
+        return bool(self.ghl_api_key and self.ghl_location_id)
+
+    @property
+    def has_slack(self) -> bool:
+        return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel_id))
+
+
+class ClientDirectory:
+    """Every client, found by assistant id, phone number id, location id or name."""
+
+    def __init__(self, clients: list[Client], default: Client):
+        self.clients = tuple(clients)
+        self.default = default
+        self._by_assistant = {a: c for c in self.clients for a in c.assistant_ids}
+        self._by_phone = {p: c for c in self.clients for p in c.phone_number_ids}
+        self._by_name = {c.name: c for c in (*self.clients, default)}
+
+    def resolve(self, assistant_id: str | None, phone_number_id: str | None = None) -> Client:
+        return (self._by_assistant.get(assistant_id or "")
+                or self._by_phone.get(phone_number_id or "")
+                or self.default)
+
+    def by_name(self, name: str) -> Client | None:
+        return self._by_name.get(name)
+
+    def by_location(self, location_id: str) -> Client | None:
+        return next((c for c in (*self.clients, self.default)
+                     if c.ghl_location_id == location_id), None)
+
+    def __iter__(self):
+        return iter((self.default, *self.clients))
+
+
+class _ClientSchema(Schema):
+    class Meta:
+        unknown = RAISE  # a misspelt key should stop start-up, not silently do nothing
+
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    assistant_ids = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    phone_number_ids = fields.List(fields.String(validate=validate.Length(min=1)),
+                                   load_default=list)
+    ghl_api_key = fields.String()
+    ghl_api_key_env = fields.String()
+    ghl_location_id = fields.String()
+    slack_channel_id = fields.String()
+    slack_bot_token = fields.String()
+    slack_bot_token_env = fields.String()
+    slack_webhook_url = fields.Url(schemes={"https", "http"}, require_tld=False)
+    timezone = fields.String(load_default="UTC")
+    ghl_incoming_webhook_urls = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(WEBHOOK_KINDS)),
+        values=fields.Url(schemes={"https", "http"}, require_tld=False), load_default=dict)
+    outcome_tags = fields.Dict(keys=fields.String(validate=validate.OneOf(OUTCOMES)),
+                               values=fields.String(validate=validate.Length(min=1)),
+                               load_default=dict)
+
+    @validates_schema
+    def _one_way_per_secret(self, data, **kwargs):
+        for secret in ("ghl_api_key", "slack_bot_token"):
+            if secret in data and f"{secret}_env" in data:
+                raise ValidationError(f"give {secret} or {secret}_env, not both", secret)
+
+
+def load_clients(env: Mapping[str, Any]) -> ClientDirectory:
+    """Build the directory from the environment mapping (``config.py`` passes it in)."""
+    default = _default_client(env)
+    source, text = _clients_source(env)
+    if text is None:
+        return ClientDirectory([], default)
+    try:
+        entries = json.loads(text)
+    except ValueError as exc:
+        raise ClientConfigError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(entries, list):
+        raise ClientConfigError(f"{source}: must be a JSON list of clients")
+    clients = [_client(source, index, entry, env, default) for index, entry in enumerate(entries)]
+    _check_unique(source, clients)
+    return ClientDirectory(clients, default)
+
+
+def _clients_source(env: Mapping[str, Any]) -> tuple[str, str | None]:
+    path = str(env.get("CLIENTS_FILE") or "").strip()
+    if path:
+        try:
+            return f"CLIENTS_FILE {path}", Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ClientConfigError(f"CLIENTS_FILE {path}: cannot be read ({exc.strerror})") \
+                from None
+    inline = str(env.get("CLIENTS_JSON") or "").strip()
+    return "CLIENTS_JSON", inline or None
+
+
+def _client(source: str, index: int, entry: Any, env: Mapping[str, Any],
+            default: Client) -> Client:
+    label = f"{source}: client #{index + 1}"
+    if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+        label += f" ({entry['name']})"
+    if not isinstance(entry, dict):
+        raise ClientConfigError(f"{label}: must be a JSON object")
+    try:
+        data = _ClientSchema().load(entry)
+    except ValidationError as exc:
+        field_name, messages = next(iter(exc.normalized_messages().items()))
+        raise ClientConfigError(f"{label}: field {field_name}: {_flatten(messages)}") from None
+    for secret in ("ghl_api_key", "slack_bot_token"):
+        variable = data.pop(f"{secret}_env", None)
+        if variable:
+            data[secret] = _env(env, variable)
+            if not data[secret]:
+                raise ClientConfigError(
+                    f"{label}: field {secret}_env: environment variable {variable} is not set")
+    data.setdefault("slack_bot_token", default.slack_bot_token)
+    return Client(
+        **{**data, "assistant_ids": tuple(data["assistant_ids"]),
+           "phone_number_ids": tuple(data["phone_number_ids"]),
+           "ghl_incoming_webhook_urls": MappingProxyType(data["ghl_incoming_webhook_urls"]),
+           "outcome_tags": MappingProxyType(data["outcome_tags"])})
+
+
+def _default_client(env: Mapping[str, Any]) -> Client:
+    urls = {kind: _env(env, f"GHL_INCOMING_WEBHOOK_URL_{kind.upper()}") for kind in WEBHOOK_KINDS}
+    return Client(
+        name=DEFAULT_NAME,
+        ghl_api_key=_env(env, "GHL_API_KEY"),
+        ghl_location_id=_env(env, "GHL_LOCATION_ID"),
+        slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
+        slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
+        slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
+        ghl_incoming_webhook_urls=MappingProxyType({k: v for k, v in urls.items() if v}),
+    )
+
+
+def _check_unique(source: str, clients: list[Client]) -> None:
+    seen: dict[tuple[str, str], str] = {("name", DEFAULT_NAME): "the default client"}
+    for client in clients:
+        keys = [("name", client.name), *(("assistant id", a) for a in client.assistant_ids),
+                *(("phone number id", p) for p in client.phone_number_ids)]
+        for kind, value in keys:
+            if (kind, value) in seen:
+                raise ClientConfigError(
+                    f"{source}: client {client.name}: {kind} {value!r} is already used by"
+                    f" {seen[kind, value]}")
+            seen[kind, value] = f"client {client.name}"
+
+
+def _env(env: Mapping[str, Any], name: str) -> str | None:
+    value = str(env.get(name) or "").strip()
+    return value or None
+
+
+def _flatten(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_flatten(message) for message in messages)
+    return str(messages)

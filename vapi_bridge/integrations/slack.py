@@ -1,0 +1,82 @@
+"""Slack through slack-sdk: a bot token and channel, or an incoming-webhook URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.webhook import WebhookClient
+
+from ..clients import Client
+from . import DeliveryError
+
+PERMANENT_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "missing_scope",
+                    "channel_not_found", "not_in_channel", "is_archived", "invalid_blocks",
+                    "msg_too_long", "no_text", "token_revoked", "invalid_arguments",
+                    "restricted_action"}
+
+
+def _retry_handlers():
+    return [ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=2),
+            ServerErrorRetryHandler(max_retry_count=2)]
+
+
+class Slack:
+    def __init__(self, client: Client, *, base_url: str, timeout: float = 10.0):
+        self._client = client
+        self._base_url = base_url
+        self._timeout = int(max(1, timeout))
+
+    def post(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        if self._client.slack_webhook_url:
+            self._post_webhook(text, blocks)
+        else:
+            self._post_api(text, blocks)
+
+    def auth_test(self) -> dict[str, Any]:
+        try:
+            return self._web_client().auth_test().data  # type: ignore[return-value]
+        except SlackApiError as exc:
+            raise _api_error(exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError("slack", type(exc).__name__) from None
+
+    def _post_api(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        try:
+            self._web_client().chat_postMessage(channel=self._client.slack_channel_id, text=text,
+                                                blocks=blocks, unfurl_links=False)
+        except SlackApiError as exc:
+            raise _api_error(exc) from None
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError("slack", type(exc).__name__) from None
+
+    def _post_webhook(self, text: str, blocks: list[dict[str, Any]]) -> None:
+        webhook = WebhookClient(self._client.slack_webhook_url, timeout=self._timeout,
+                                retry_handlers=_retry_handlers())
+        try:
+            response = webhook.send(text=text, blocks=blocks)
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError("slack", type(exc).__name__) from None
+        if response.status_code != 200 or response.body != "ok":  # it never raises on these
+            status = response.status_code
+            raise DeliveryError("slack", f"webhook HTTP {status} {response.body[:100]}",
+                                status=status, retryable=status == 429 or status >= 500)
+
+    def _web_client(self) -> WebClient:
+        return WebClient(token=self._client.slack_bot_token, base_url=self._base_url,
+                         timeout=self._timeout, retry_handlers=_retry_handlers())
+
+
+def _api_error(exc: SlackApiError) -> DeliveryError:
+    error = str(exc.response.get("error") or "")
+    status = exc.response.status_code
+    client_fault = 400 <= status < 500 and status != 429
+    retryable = error not in PERMANENT_ERRORS and not client_fault
+    return DeliveryError("slack", error or f"HTTP {status}", status=status, retryable=retryable)

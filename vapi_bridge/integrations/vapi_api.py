@@ -1,0 +1,39 @@
+"""Vapi's REST API: read a call (``GET /call/{id}``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import http_error, status_error
+
+
+class VapiApi:
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 10.0, retries: int = 2):
+        self.base_url = base_url.rstrip("/")
+        self._timeout = (min(3.05, timeout), timeout)
+        self._session = requests.Session()
+        self._session.headers.update({"Authorization": f"Bearer {api_key}",
+                                      "Accept": "application/json"})
+        retry = Retry(total=retries, backoff_factor=0.3, status_forcelist=(429, 500, 502, 503, 504),
+                      raise_on_status=False)
+        self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
+
+    def get_call(self, call_id: str) -> dict[str, Any] | None:
+        """The call, or ``None`` when Vapi does not know it."""
+        try:
+            response = self._session.get(f"{self.base_url}/call/{call_id}", timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise http_error("vapi", exc) from None
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise status_error("vapi", response)
+        try:
+            call = response.json()
+        except ValueError:
+            call = None
+        return call if isinstance(call, dict) else None
