@@ -19,7 +19,9 @@ SETTING_NAMES = (
     "STATE_STORAGE", "STATE_STORAGE_PREFIX", "STATE_STORAGE_TTL", "STATE_STORAGE_MAX_ENTRIES",
     "STATE_STORAGE_TIMEOUT", "STATE_STORAGE_CONNECT_TIMEOUT", "REDIS_URL", "KV_URL",
     "KV_REST_API_URL", "KV_REST_API_TOKEN", "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN",
-    "LOG_LEVEL", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PORT",
+    "LOG_LEVEL", "WEB_CONCURRENCY", "GUNICORN_THREADS", "PORT", "CLIENTS_FILE", "CLIENTS_JSON",
+    "GHL_API_KEY", "GHL_LOCATION_ID", "SLACK_BOT_TOKEN", "SLACK_CHANNEL_ID", "SLACK_WEBHOOK_URL",
+    "VAPI_API_KEY", "WEBHOOK_TOKEN", "VAPI_WEBHOOK_HMAC_SECRET",
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
@@ -103,3 +105,41 @@ def _delete_test_keys(url: str) -> None:
     client = redis.Redis.from_url(url)
     for key in client.scan_iter(match=f"vbtest{_session}*", count=1000):
         client.delete(key)
+
+
+@pytest.fixture
+def ghl():
+    from tests.fakes.ghl import FakeGhl
+
+    fake = FakeGhl().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def slack():
+    from tests.fakes.slack import FakeSlack
+
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def vapi_api():
+    from tests.fakes.vapi_api import FakeVapi
+
+    fake = FakeVapi().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def integrations_env(ghl, slack, vapi_api):
+    """Every outside service configured (default client), reached over sockets."""
+    return {
+        "GHL_API_BASE_URL": ghl.url, "SLACK_API_BASE_URL": slack.api_url,
+        "VAPI_API_BASE_URL": vapi_api.url, "VAPI_API_KEY": vapi_api.api_key,
+        "GHL_API_KEY": "pit-default", "GHL_LOCATION_ID": "loc-default",
+        "SLACK_BOT_TOKEN": "xoxb-default", "SLACK_CHANNEL_ID": "C-default",
+    }

@@ -10,6 +10,7 @@ from flask import Flask
 
 from . import errors, webhooks
 from .config import load_settings
+from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
 from .storage import state_storage
 
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     install_request_ids(app)
     state_storage.init_app(app)
+    app.extensions["integrations"] = Integrations(settings)
     app.register_blueprint(webhooks.bp)
     errors.register(app)
     return app

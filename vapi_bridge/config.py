@@ -60,6 +60,7 @@ class Settings:
     vapi_api_base_url: str = "https://api.vapi.ai"
     ghl_api_base_url: str = "https://services.leadconnectorhq.com"
     slack_api_base_url: str = "https://slack.com/api/"
+    ghl_app_base_url: str = "https://app.gohighlevel.com"
     ghl_create_contacts: bool = True
     ghl_note_transcript_chars: int = 1500
     slack_mention: str | None = None
@@ -154,7 +155,8 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
     base_urls = {}
     for name, default in (("VAPI_API_BASE_URL", "https://api.vapi.ai"),
                           ("GHL_API_BASE_URL", "https://services.leadconnectorhq.com"),
-                          ("SLACK_API_BASE_URL", "https://slack.com/api/")):
+                          ("SLACK_API_BASE_URL", "https://slack.com/api/"),
+                          ("GHL_APP_BASE_URL", "https://app.gohighlevel.com")):
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
@@ -185,6 +187,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         vapi_api_base_url=base_urls["VAPI_API_BASE_URL"].rstrip("/"),
         ghl_api_base_url=base_urls["GHL_API_BASE_URL"].rstrip("/"),
         slack_api_base_url=base_urls["SLACK_API_BASE_URL"].rstrip("/") + "/",
+        ghl_app_base_url=base_urls["GHL_APP_BASE_URL"].rstrip("/"),
         ghl_create_contacts=(get("GHL_CREATE_CONTACTS") or "true").lower() != "false",
         ghl_note_transcript_chars=_number(get, "GHL_NOTE_TRANSCRIPT_CHARS", int, 1500),
         slack_mention=get("SLACK_MENTION"),

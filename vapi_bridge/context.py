@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .clients import Client
 from .config import Settings
+from .integrations import Integrations
 from .storage import StateStore
 
 
@@ -12,5 +14,7 @@ from .storage import StateStore
 class Context:
     state: StateStore
     settings: Settings
+    integrations: Integrations
     request_id: str
     call_id: str | None = None
+    client: Client | None = None  # resolved per call, never shared between requests

@@ -17,6 +17,9 @@ def configure_logging(level: str = "INFO") -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(format=FORMAT)
     logging.getLogger("vapi_bridge").setLevel(level)
+    # At DEBUG these log whole URLs and bodies: phone numbers, emails, tool arguments.
+    for chatty in ("urllib3", "slack_sdk"):
+        logging.getLogger(chatty).setLevel(logging.INFO)
 
 
 def install_request_ids(app: Flask) -> None:

@@ -29,7 +29,8 @@ def vapi_webhook():
         return jsonify(error="unauthorized"), 401
     message = messages.parse(body)
     g.message_type, g.call_id = message["type"], messages.loggable_call_id(message)
-    ctx = Context(state=get_state(), settings=settings, request_id=g.request_id)
+    ctx = Context(state=get_state(), settings=settings, request_id=g.request_id,
+                  integrations=current_app.extensions["integrations"])
     return jsonify(handlers.dispatch(message, ctx))
 
 

@@ -160,6 +160,8 @@ def test_end_of_call_report_is_stored_in_one_round_trip(app, client):
     assert response.get_json() == {"status": "received"}
     assert state(app).get_call_summary("call-2") == "Booked a cleaning on Tuesday."
     metadata = state(app).get_metadata("call-2")
+    assert metadata.pop("client") == "default"
+    assert {step["status"] for step in metadata.pop("delivery").values()} == {"skipped"}
     assert metadata == {
         "call_id": "call-2", "ended_reason": "assistant-ended-call", "outcome": "completed",
         "customer_number": "+14155550123", "customer_name": "Ana Núñez",
@@ -167,7 +169,8 @@ def test_end_of_call_report_is_stored_in_one_round_trip(app, client):
         "duration_seconds": 150.5, "cost": 0.1234, "summary": "Booked a cleaning on Tuesday.",
         "structured_data": {"booked": True, "service": "cleaning"}, "success_evaluation": "true",
         "recording_url": "https://storage.vapi.ai/m.wav", "contact_id": "ghl-contact-7",
-        "assistant_id": "asst-1", "phone_number_id": "pn-1",
+        "assistant_id": "asst-1", "phone_number_id": "pn-1", "lead_name": "Ana Núñez",
+        "lead_email": None, "ghl_contact": {}, "ghl_tags": [],
     }
 
 

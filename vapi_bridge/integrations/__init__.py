@@ -6,7 +6,15 @@ could help (connection, timeout, 429, 5xx) or not (401, 403, 404, 422...).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import requests
+
+if TYPE_CHECKING:
+    from ..clients import Client
+    from ..config import Settings
+    from .ghl import GhlClient
+    from .slack import Slack
 
 
 class DeliveryError(Exception):
@@ -40,3 +48,27 @@ def _reason(response: requests.Response) -> str:
     if isinstance(message, list):
         message = "; ".join(map(str, message))
     return str(message or response.reason or "")[:200]
+
+
+class Integrations:
+    """The outside clients of one app, built once per client and reused (connection pools)."""
+
+    def __init__(self, settings: Settings):
+        from .ghl import GhlClient  # below DeliveryError, which they import
+        from .slack import Slack
+        from .vapi_api import VapiApi
+
+        timeout = settings.http_timeout
+        self._ghl = {c.name: GhlClient(settings.ghl_api_base_url, c.ghl_api_key,
+                                       c.ghl_location_id, timeout=timeout)
+                     for c in settings.clients if c.has_ghl}
+        self._slack = {c.name: Slack(c, base_url=settings.slack_api_base_url, timeout=timeout)
+                       for c in settings.clients if c.has_slack}
+        self.vapi = (VapiApi(settings.vapi_api_base_url, settings.vapi_api_key, timeout=timeout)
+                     if settings.vapi_api_key else None)
+
+    def ghl(self, client: Client) -> GhlClient | None:
+        return self._ghl.get(client.name)
+
+    def slack(self, client: Client) -> Slack | None:
+        return self._slack.get(client.name)

@@ -96,28 +96,25 @@ class StateStore:
         current = ranked(self.backend.get(self.key("status", check_id(call_id, "call_id"))))
         return current[1] if current else None
 
-    # Notes: one per call and contact
+    # Notes: one per call and contact (the seed's API, over the generic claims below)
     def claim_note(self, call_id: str, contact_id: str) -> bool:
         """Atomically take the right to send this note; exactly one claimer wins."""
-        return self._claim(self._note_key(call_id, contact_id))
+        return self.claim("note", call_id, contact_id)
 
     def release_note(self, call_id: str, contact_id: str) -> bool:
         """Give back our claim after a failed delivery, so a retry can claim again."""
-        return self._release(self._note_key(call_id, contact_id))
+        return self.release("note", call_id, contact_id)
 
     def was_note_sent(self, call_id: str, contact_id: str) -> bool:
-        return self.backend.get(self._note_key(call_id, contact_id)) == SENT
+        return self.is_done("note", call_id, contact_id)
 
     def mark_note_sent(self, call_id: str, contact_id: str) -> None:
-        key = self._note_key(call_id, contact_id)
-        self.backend.set(key, SENT, ex=self.ttl)
-        self._forget_claim(key)
+        self.mark_done("note", call_id, contact_id)
 
-    def _note_key(self, call_id: str, contact_id: str) -> str:
-        return self.key("note", check_id(call_id, "call_id"), check_id(contact_id, "contact_id"))
-
-    # Claims: SET NX with a random token, released by compare-and-delete.
-    def _claim(self, key: str) -> bool:
+    # Claims: "do this once" for any kind of delivery (note, tags, slack...).
+    # SET NX with a random token; released by compare-and-delete; "done" once marked.
+    def claim(self, kind: str, *ids: str) -> bool:
+        key = self._claim_key(kind, ids)
         token = CLAIM_PREFIX + secrets.token_hex(16)
         # A lost reply whose SET was retried by the driver finds our own token.
         won = self.backend.set(key, token, ex=self.ttl, nx=True) or self.backend.get(key) == token
@@ -129,7 +126,9 @@ class StateStore:
         log.info("[STATE_STORAGE] Claim %s key=%s", "won" if won else "lost", key)
         return won
 
-    def _release(self, key: str) -> bool:
+    def release(self, kind: str, *ids: str) -> bool:
+        """Undo our own claim (never another process's, never a done mark)."""
+        key = self._claim_key(kind, ids)
         with self._claims_lock:
             token = self._claims.get(key)
         if token is None:
@@ -137,6 +136,18 @@ class StateStore:
         released = self.backend.delete_if_equals(key, token)
         self._forget_claim(key)
         return released
+
+    def is_done(self, kind: str, *ids: str) -> bool:
+        return self.backend.get(self._claim_key(kind, ids)) == SENT
+
+    def mark_done(self, kind: str, *ids: str) -> None:
+        key = self._claim_key(kind, ids)
+        self.backend.set(key, SENT, ex=self.ttl)
+        self._forget_claim(key)
+
+    def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
+        names = ("call_id", "contact_id")
+        return self.key(kind, *(check_id(value, names[min(i, 1)]) for i, value in enumerate(ids)))
 
     def _forget_claim(self, key: str) -> None:
         with self._claims_lock:

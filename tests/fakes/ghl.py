@@ -1,0 +1,98 @@
+"""A stateful GoHighLevel API v2 fake: contacts, notes, tags, with the headers checked."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from werkzeug import Request, Response
+
+from .http import Fake, json_response
+
+
+class FakeGhl(Fake):
+    def __init__(self):
+        super().__init__()
+        self.contacts: dict[str, dict[str, Any]] = {}
+        self.notes: list[dict[str, Any]] = []  # {"contact_id", "body", "token"}
+        self.tags: list[dict[str, Any]] = []  # {"contact_id", "tags", "token"}
+        self.upserts: list[dict[str, Any]] = []
+        self._ids = itertools.count(1)
+        self.route("/contacts/search/duplicate", "GET", self._duplicate)
+        self.route("/contacts/upsert", "POST", self._upsert)
+        self.route(re.compile(r"/contacts/[^/]+/notes"), "POST", self._note)
+        self.route(re.compile(r"/contacts/[^/]+/tags"), "POST", self._tags)
+        self.route(re.compile(r"/locations/[^/]+"), "GET", self._location)
+
+    def add_contact(self, phone: str, location_id: str, **fields) -> str:
+        contact_id = f"contact-{next(self._ids)}"
+        self.contacts[contact_id] = {"id": contact_id, "phone": phone,
+                                     "locationId": location_id, **fields}
+        return contact_id
+
+    def _checked(self, request: Request) -> Response | None:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return json_response({"statusCode": 401, "message": "Invalid JWT"}, 401)
+        if request.headers.get("Version") != "2021-07-28":
+            return json_response({"statusCode": 401, "message": "version header was not found."},
+                                 401)
+        return None
+
+    def _duplicate(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        location, number = request.args.get("locationId"), request.args.get("number")
+        if not location:
+            return json_response({"statusCode": 422, "message": ["locationId is required"]}, 422)
+        match = next((c for c in self.contacts.values()
+                      if c["phone"] == number and c["locationId"] == location), None)
+        return json_response({"contact": match, "traceId": "t"})
+
+    def _upsert(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        body = request.get_json()
+        self.upserts.append(body)
+        if "tags" in body or not body.get("locationId"):
+            return json_response({"statusCode": 422, "message": ["bad upsert"]}, 422)
+        match = next((c for c in self.contacts.values() if c["locationId"] == body["locationId"]
+                      and ((body.get("phone") and c["phone"] == body.get("phone"))
+                           or (body.get("email") and c.get("email") == body.get("email")))), None)
+        if match:
+            match.update({k: v for k, v in body.items() if k != "locationId"})
+            return json_response({"new": False, "contact": match, "traceId": "t"})
+        contact_id = self.add_contact(body.get("phone"), body["locationId"],
+                                      **{k: v for k, v in body.items()
+                                         if k not in ("phone", "locationId")})
+        return json_response({"new": True, "contact": self.contacts[contact_id], "traceId": "t"})
+
+    def _note(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        contact_id = request.path.split("/")[2]
+        body = request.get_json()
+        if set(body) - {"body", "userId", "title"} or not body.get("body"):
+            return json_response({"statusCode": 422, "message": ["bad note"]}, 422)
+        note = {"id": f"note-{len(self.notes) + 1}", "contact_id": contact_id,
+                "body": body["body"], "token": request.headers["Authorization"][7:]}
+        self.notes.append(note)
+        return json_response({"note": {"id": note["id"], "body": note["body"],
+                                       "contactId": contact_id}}, 201)
+
+    def _tags(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        contact_id = request.path.split("/")[2]
+        tags = request.get_json().get("tags")
+        self.tags.append({"contact_id": contact_id, "tags": tags,
+                          "token": request.headers["Authorization"][7:]})
+        return json_response({"tags": tags}, 201)
+
+    def _location(self, request: Request) -> Response:
+        denied = self._checked(request)
+        return denied or json_response({"location": {"id": request.path.split("/")[2]}})

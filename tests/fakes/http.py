@@ -1,0 +1,59 @@
+"""Base for the local HTTP fakes: a threaded pytest-httpserver with scripted failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+
+class Fake:
+    def __init__(self):
+        self.server = HTTPServer(host="127.0.0.1", threaded=True)
+        self.lock = threading.Lock()
+        self.requests: list[Request] = []
+        self._failures: deque[tuple[int, dict[str, str]]] = deque()
+        self.delay = 0.0
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/").rstrip("/")
+
+    def start(self):
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        if self.server.is_running():
+            self.server.stop()
+
+    def fail_next(self, count: int, status: int = 500, headers: dict[str, str] | None = None):
+        """The next ``count`` requests get ``status`` (before any state changes)."""
+        self._failures.extend([(status, headers or {})] * count)
+
+    def route(self, pattern, method: str, handler) -> None:
+        self.server.expect_request(pattern, method=method).respond_with_handler(
+            lambda request: self._handle(request, handler))
+
+    def _handle(self, request: Request, handler) -> Response:
+        with self.lock:
+            self.requests.append(request)
+            failure = self._failures.popleft() if self._failures else None
+        if self.delay:
+            time.sleep(self.delay)
+        if failure:
+            status, headers = failure
+            return json_response({"statusCode": status, "message": "scripted failure"}, status,
+                                 headers)
+        with self.lock:
+            return handler(request)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body), status=status, headers=headers or {},
+                    content_type="application/json")

@@ -1,0 +1,101 @@
+"""What an ended call looks like in GoHighLevel (a note) and in Slack (Block Kit + fallback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .clients import Client
+from .vapi.messages import CallReport
+
+NO_SUMMARY = "No summary available."
+OUTCOME_LABELS = {"completed": "Completed", "no-answer": "No answer", "voicemail": "Voicemail",
+                  "transferred": "Transferred", "failed": "Failed", "other": "Other"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def cost(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def when(report: CallReport) -> str:
+    moment = report.started_at or report.ended_at
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
+
+
+def outcome(report: CallReport) -> str:
+    label = OUTCOME_LABELS.get(report.outcome, report.outcome)
+    return f"{label} ({report.ended_reason})" if report.ended_reason else label
+
+
+def note_body(report: CallReport, transcript_chars: int) -> str:
+    lines = [
+        f"📞 Vapi call: {outcome(report)}",
+        f"Time: {when(report)}",
+        f"Duration: {duration(report.duration_seconds)}",
+        f"Cost: {cost(report.cost)}",
+        "",
+        "Summary:",
+        report.summary or NO_SUMMARY,
+    ]
+    if report.success_evaluation is not None:
+        lines += ["", f"Success evaluation: {report.success_evaluation}"]
+    if report.structured_data:
+        lines += ["", "Structured data:"]
+        lines += [f"{key}: {value}" for key, value in report.structured_data.items()]
+    lines += [""]
+    if report.recording_url:
+        lines += [f"Recording: {report.recording_url}"]
+    lines += [f"Call ID: {report.call_id}"]
+    if report.transcript and transcript_chars:
+        excerpt = report.transcript[:transcript_chars]
+        cut = "…" if len(report.transcript) > transcript_chars else ""
+        lines += ["", "Transcript:", excerpt + cut]
+    return "\n".join(lines)
+
+
+def contact_url(app_base_url: str, client: Client, contact_id: str | None) -> str | None:
+    if not (contact_id and client.ghl_location_id):
+        return None
+    return (f"{app_base_url.rstrip('/')}/v2/location/{client.ghl_location_id}"
+            f"/contacts/detail/{contact_id}")
+
+
+def slack_message(report: CallReport, client: Client, *, contact_link: str | None,
+                  mention: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(plain-text fallback, blocks). Slack mrkdwn: *bold*, and &, <, > escaped."""
+    lead = report.lead_name or "N/A"
+    fallback = (f"New call for {client.name}: {outcome(report)}, {lead},"
+                f" {duration(report.duration_seconds)}")
+    if mention:
+        fallback = f"{mention} {fallback}"
+    fields = [("Client", client.name), ("Lead", lead), ("Email", report.lead_email or "N/A"),
+              ("Outcome", outcome(report)), ("Date", when(report)),
+              ("Duration", duration(report.duration_seconds)), ("Cost", cost(report.cost))]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header",
+         "text": {"type": "plain_text", "text": f"📞 New call: {client.name}"[:150]}},
+        {"type": "section", "fields": [
+            {"type": "mrkdwn", "text": f"*{name}:*\n{escape(value)}"} for name, value in fields]},
+        {"type": "section", "text": {"type": "mrkdwn", "text": (
+            f"*Summary:*\n{escape(report.summary or NO_SUMMARY)}")[:3000]}},
+    ]
+    links = []
+    if report.recording_url:
+        links.append(f"<{report.recording_url}|Call recording>")
+    if contact_link:
+        links.append(f"<{contact_link}|Contact in GoHighLevel>")
+    links.append(f"Call ID: `{escape(report.call_id)}`")
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    if mention:
+        blocks.insert(0, {"type": "section", "text": {"type": "mrkdwn", "text": mention}})
+    return fallback, blocks
+
+
+def escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
