@@ -343,7 +343,9 @@ class CallReport:
         call = message.get("call") or {}
         analysis = message.get("analysis") or {}
         artifact = message.get("artifact") or {}
-        customer = message.get("customer") or call.get("customer") or {}
+        # The message-level customer is newer; the call snapshot's fills what it lacks.
+        customer = {**(call.get("customer") or {}),
+                    **{k: v for k, v in (message.get("customer") or {}).items() if v is not None}}
         phone_number = message.get("phoneNumber") or {}
         ghl = _ghl(message)
         started = parse_time(message.get("startedAt") or call.get("startedAt"))
