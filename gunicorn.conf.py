@@ -14,14 +14,14 @@ graceful_timeout = 20
 keepalive = 5
 max_requests, max_requests_jitter = 2000, 200
 accesslog = "-"
-# Build the app once in the master (one start-up log, config errors stop the master);
-# redis-py pools re-create their connections after the fork.
-preload_app = True
+# No preload: each worker builds its own app (and its own connection pools), and a
+# configuration error fails the worker's boot, which stops gunicorn.
+preload_app = False
 
 try:
     storage_backend = load_settings().storage_backend
 except ConfigError:
-    storage_backend = None  # wsgi.py stops start-up with the one-line error
+    storage_backend = None  # the workers fail to boot with the error
 
 if storage_backend in ("memory", None):
     # The dict store lives inside one process: two workers would each keep their own

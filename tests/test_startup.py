@@ -76,15 +76,24 @@ def test_errors_never_echo_a_password():
     assert "s3cret" not in str(caught.value)
 
 
-def test_wsgi_stops_with_one_line_on_stderr():
+def test_wsgi_raises_the_error_naming_the_variable():
     result = subprocess.run(
         [sys.executable, "-c", "import wsgi"], cwd=ROOT, capture_output=True, text=True,
         env={"PATH": "/usr/bin:/bin", "KV_REST_API_URL": "https://kv.example.com"}, timeout=60,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "vapi-bridge: configuration error: KV_REST_API_URL is set but KV_REST_API_TOKEN is missing"
-    ]
+    assert result.stderr.strip().splitlines()[-1] == (
+        "vapi_bridge.config.ConfigError: KV_REST_API_URL is set but KV_REST_API_TOKEN is missing")
+
+
+def test_gunicorn_stops_when_the_config_is_bad():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("gunicorn"))], cwd=ROOT, capture_output=True,
+        text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "PORT": "0", "HOST": "127.0.0.1",
+                                    "REDIS_URL": "http://not-redis"})
+    assert result.returncode != 0
+    assert "ConfigError: REDIS_URL must start with redis://" in result.stderr
+    assert "Worker failed to boot" in result.stderr
 
 
 @pytest.mark.parametrize(("url", "expected", "rewritten"), [

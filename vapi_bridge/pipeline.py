@@ -41,11 +41,23 @@ class StepResult:
         return cls("failed", 1, str(error)[:300])
 
 
-def run(report: CallReport, ctx: Context) -> dict[str, dict[str, Any]]:
+def receive(report: CallReport, ctx: Context, *,
+            from_vapi: bool = False) -> tuple[Client, dict[str, dict[str, Any]]]:
+    """Store an ended call, resolve its client, deliver it: (client, per-step outcome)."""
+    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
+    client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
+    log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
+             report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
+    ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)
+    return client, run(report, ctx, from_vapi=from_vapi)
+
+
+def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[str, dict[str, Any]]:
     """Deliver an ended call for ``ctx.client``; the per-step outcome, also stored."""
     deadline = time.monotonic() + ctx.settings.pipeline_deadline
     client = ctx.client
-    report = fill_gaps(report, ctx)
+    if not from_vapi:  # a call just read from Vapi has no more to give
+        report = fill_gaps(report, ctx)
     contact_id, no_contact = resolve_contact(report, client, ctx)
     steps = {
         "note": lambda: no_contact or _note(report, client, contact_id, ctx),

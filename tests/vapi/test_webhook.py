@@ -226,7 +226,7 @@ def test_report_is_handed_to_the_pipeline(app, client, monkeypatch):
     from vapi_bridge import pipeline
 
     seen = []
-    monkeypatch.setattr(pipeline, "run", lambda report, ctx: seen.append((report, ctx)))
+    monkeypatch.setattr(pipeline, "run", lambda report, ctx, **_: seen.append((report, ctx)))
     post(client, EOCR_CURRENT, headers={"X-Request-ID": "r-1"})
     [(report, ctx)] = seen
     assert (report.call_id, report.contact_id, ctx.call_id, ctx.request_id) == (
@@ -375,7 +375,7 @@ def test_store_down_is_503_with_a_request_id_and_the_call_id_in_the_log(caplog):
 def test_a_fault_of_ours_is_500_and_what_was_stored_stays(app, client, monkeypatch, caplog):
     from vapi_bridge import pipeline
 
-    def explode(report, ctx):
+    def explode(report, ctx, **_):
         raise RuntimeError("pipeline bug")
 
     monkeypatch.setattr(pipeline, "run", explode)

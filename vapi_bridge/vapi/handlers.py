@@ -56,12 +56,7 @@ def dispatch(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 @handles("end-of-call-report", EndOfCallReportSchema)
 def end_of_call_report(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    report = CallReport.from_message(message)
-    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
-    client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
-    log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
-             report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
-    pipeline.run(report, dataclasses.replace(ctx, client=client))
+    pipeline.receive(CallReport.from_message(message), ctx)
     return RECEIVED
 
 

@@ -1,0 +1,94 @@
+"""The original service's helper routes, done right: pull-metadata, slack/test, /health."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vapi_bridge import create_app
+
+TOKEN = "route-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+def app(integrations_env):
+    return create_app({**integrations_env, "WEBHOOK_TOKEN": TOKEN})
+
+
+def test_pull_metadata_runs_the_pipeline_and_is_safe_to_repeat(app, vapi_api, ghl, slack):
+    vapi_api.calls["call-9"] = {
+        "id": "call-9", "assistantId": "asst-1", "endedReason": "customer-ended-call",
+        "metadata": {"ghl": {"contactId": "c-9", "tags": ["pulled"]}},
+        "analysis": {"summary": "Pulled summary."}, "customer": {"number": "+14155550100"}}
+    client = app.test_client()
+    first = client.post("/vapi/pull-metadata", json={"callId": "call-9"}, headers=AUTH)
+    assert first.status_code == 200
+    assert first.get_json() == {"callId": "call-9", "client": "default", "delivery": {
+        "note": {"status": "ok", "attempts": 1, "last_error": None},
+        "tags": {"status": "ok", "attempts": 1, "last_error": None},
+        "slack": {"status": "ok", "attempts": 1, "last_error": None}}}
+    again = client.post("/vapi/pull-metadata", json={"callId": "call-9"}, headers=AUTH)
+    assert {s["status"] for s in again.get_json()["delivery"].values()} == {"ok"}
+    assert len(ghl.notes) == 1 and len(ghl.tags) == 1 and len(slack.messages) == 1
+    assert "Pulled summary." in ghl.notes[0]["body"]
+    assert len(vapi_api.requests) == 2  # one read per pull, none from the pipeline itself
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ({}, 400, "invalid_payload"), ({"callId": ""}, 400, "invalid_payload"),
+    ({"callId": "a:b"}, 400, "invalid_payload"), ("not json", 400, "invalid_payload"),
+    ({"callId": "unknown-call"}, 404, "call_not_found"),
+])
+def test_pull_metadata_errors(app, body, status, error):
+    data = body if isinstance(body, str) else json.dumps(body)
+    response = app.test_client().post("/vapi/pull-metadata", data=data, headers=AUTH,
+                                      content_type="application/json")
+    assert response.status_code == status
+    assert response.get_json()["error"] == error
+
+
+def test_pull_metadata_needs_auth_and_the_vapi_key(app, integrations_env):
+    assert app.test_client().post("/vapi/pull-metadata", json={"callId": "c"}).status_code == 401
+    keyless = create_app({**integrations_env, "VAPI_API_KEY": None})
+    response = keyless.test_client().post("/vapi/pull-metadata", json={"callId": "c"})
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "vapi_api_not_configured"
+
+
+def test_pull_metadata_when_vapi_is_down(app, vapi_api):
+    vapi_api.stop()
+    response = app.test_client().post("/vapi/pull-metadata", json={"callId": "c"}, headers=AUTH)
+    assert response.status_code == 502
+    assert response.get_json()["error"] == "vapi_unavailable"
+
+
+def test_slack_test(app, integrations_env, slack):
+    client = app.test_client()
+    ok = client.post("/slack/test", headers=AUTH)
+    assert ok.status_code == 200
+    assert ok.get_json() == {"ok": True, "client": "default", "team": "Agency",
+                             "user": "vapi-bridge"}
+    assert client.post("/slack/test").status_code == 401
+    assert client.post("/slack/test?client=nobody", headers=AUTH).status_code == 404
+    broken = create_app({**integrations_env, "SLACK_BOT_TOKEN": "bad-token",
+                         "WEBHOOK_TOKEN": TOKEN}).test_client()
+    answer = broken.post("/slack/test", headers=AUTH)
+    assert answer.status_code == 502 and answer.get_json()["error"] == "slack: invalid_auth"
+    hook = create_app({**integrations_env, "SLACK_BOT_TOKEN": None, "SLACK_CHANNEL_ID": None,
+                       "SLACK_WEBHOOK_URL": slack.webhook_url}).test_client()
+    assert hook.post("/slack/test").get_json()["error"] == "slack_not_testable"
+
+
+def test_health_lists_integrations_as_booleans(integrations_env):
+    clients = [{"name": "North", "assistant_ids": ["a"], "ghl_api_key": "pit-north",
+                "ghl_location_id": "loc"}]
+    app = create_app({**integrations_env, "CLIENTS_JSON": json.dumps(clients)})
+    body = app.test_client().get("/health").get_data(as_text=True)
+    assert json.loads(body)["integrations"] == {
+        "default": {"ghl": True, "slack": True, "vapi_api": True},
+        "North": {"ghl": True, "slack": False, "vapi_api": True},  # no channel
+    }
+    for secret in ("pit-north", "pit-default", "xoxb-default", "vapi-test-key"):
+        assert secret not in body
