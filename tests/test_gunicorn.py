@@ -135,3 +135,29 @@ def test_each_message_type_is_answered_under_gunicorn(backend_env, tmp_path):
         too_big = requests.post(f"{url}/vapi/webhook", timeout=10,
                                 data=iter([b"x" * 1024 * 1024] * 11))  # chunked, 11 MiB
         assert too_big.status_code == 413
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_50_concurrent_deliveries_give_one_note_and_one_slack_message(
+        backend_env, integrations_env, ghl, slack, prefix, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {**backend_env, **integrations_env, "WEB_CONCURRENCY": "3",
+           "STATE_STORAGE_PREFIX": prefix, "CLIENTS_JSON": json.dumps([{
+               "name": "Dental", "assistant_ids": ["asst-1"], "ghl_api_key": "pit-dental",
+               "ghl_location_id": "loc-dental", "slack_channel_id": "C-dental",
+               "outcome_tags": {"completed": "call-completed"}}])}
+    body = json.dumps(EOCR_CURRENT)
+    with gunicorn(env, tmp_path / "gunicorn.log") as (url, _):
+        def deliver(_):
+            return requests.post(f"{url}/vapi/webhook", data=body, timeout=30,
+                                 headers={"Content-Type": "application/json"}).status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(deliver, range(50)))
+    assert statuses == [200] * 50
+    assert len(ghl.notes) == 1 and ghl.notes[0]["token"] == "pit-dental"
+    assert len(ghl.tags) == 1
+    assert len(slack.messages) == 1 and slack.messages[0]["channel"] == "C-dental"
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert log.count("Booting worker") == 3
