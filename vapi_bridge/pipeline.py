@@ -59,10 +59,12 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
     if not from_vapi:  # a call just read from Vapi has no more to give
         report = fill_gaps(report, ctx)
     contact_id, no_contact = resolve_contact(report, client, ctx)
+    slack = ctx.integrations.slack(client)
     steps = {
-        "note": lambda: no_contact or _note(report, client, contact_id, ctx),
-        "tags": lambda: no_contact or _tags(report, client, contact_id, ctx),
-        "slack": lambda: _slack(report, client, contact_id, ctx),
+        "note": no_contact or (lambda: _note(report, client, contact_id, ctx)),
+        "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
+        "slack": (lambda: _slack(report, client, contact_id, ctx)) if slack else StepResult(
+            "skipped", 0, f"Slack is not configured for {client.name}"),
     }
     results = _run_until(deadline, steps)
     delivery = {name: dataclasses.asdict(result) for name, result in results.items()}
@@ -143,14 +145,21 @@ def _contact_id(contact: dict[str, Any]) -> str:
 
 
 def _run_until(deadline: float, steps: dict[str, Any]) -> dict[str, StepResult]:
-    """Run the steps in parallel; whatever has not finished by the deadline is pending."""
-    pool = ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="delivery")
-    futures = {name: pool.submit(_guarded, name, step) for name, step in steps.items()}
-    wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-    pool.shutdown(wait=False)  # a late step finishes on its own; its claim prevents a twin
-    return {name: future.result() if future.done()
-            else StepResult("pending", 1, "still running at the pipeline deadline")
-            for name, future in futures.items()}
+    """Run the steps in parallel; whatever has not finished by the deadline is pending.
+
+    A step given as a ``StepResult`` is already decided and costs no thread.
+    """
+    todo = {name: step for name, step in steps.items() if not isinstance(step, StepResult)}
+    results = {name: step for name, step in steps.items() if isinstance(step, StepResult)}
+    if todo:
+        pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="delivery")
+        futures = {name: pool.submit(_guarded, name, step) for name, step in todo.items()}
+        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
+        pool.shutdown(wait=False)  # a late step finishes on its own; its claim stops a twin
+        results |= {name: future.result() if future.done()
+                    else StepResult("pending", 1, "still running at the pipeline deadline")
+                    for name, future in futures.items()}
+    return {name: results[name] for name in steps}
 
 
 def _guarded(name: str, step) -> StepResult:
@@ -196,8 +205,6 @@ def _tags(report: CallReport, client: Client, contact_id: str, ctx: Context) -> 
 def _slack(report: CallReport, client: Client, contact_id: str | None,
            ctx: Context) -> StepResult:
     slack = ctx.integrations.slack(client)
-    if slack is None:
-        return StepResult("skipped", 0, f"Slack is not configured for {client.name}")
     link = render.contact_url(ctx.settings.ghl_app_base_url, client, contact_id)
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)

@@ -8,6 +8,7 @@ an object or a JSON string, and an embedded ``call`` that may be a stale snapsho
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -203,7 +204,7 @@ def parse(body: bytes) -> dict[str, Any]:
     if problem:
         raise InvalidPayload({"_schema": [problem]})
     try:
-        return EnvelopeSchema().load(document)["message"]
+        return _instance(EnvelopeSchema).load(document)["message"]
     except ValidationError as exc:
         raise InvalidPayload(exc.messages_dict) from None
 
@@ -241,7 +242,7 @@ def _is_unicode(text: str) -> bool:
 
 def validate(schema: type[Schema], message: dict[str, Any]) -> dict[str, Any]:
     try:
-        return schema().load(message)
+        return _instance(schema).load(message)
     except ValidationError as exc:
         raise InvalidPayload({"message": exc.messages_dict}) from None
     except RecursionError:
@@ -256,6 +257,12 @@ def loggable_call_id(message: dict[str, Any]) -> str | None:
         return check_id(call_id)
     except ValueError:
         return None
+
+
+@functools.cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One instance per schema: building one (and its nested ones) costs more than a load."""
+    return schema()
 
 
 def _first_line(exc: Exception) -> str:
