@@ -65,6 +65,7 @@ class Settings:
     ghl_note_transcript_chars: int = 1500
     slack_mention: str | None = None
     pipeline_deadline: float = 15.0
+    tool_deadline: float = 8.0
     http_timeout: float = 10.0
 
     @property
@@ -192,6 +193,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         ghl_note_transcript_chars=_number(get, "GHL_NOTE_TRANSCRIPT_CHARS", int, 1500),
         slack_mention=get("SLACK_MENTION"),
         pipeline_deadline=_number(get, "PIPELINE_DEADLINE_SECONDS", float, 15.0),
+        tool_deadline=_number(get, "TOOL_DEADLINE_SECONDS", float, 8.0),
         http_timeout=_number(get, "HTTP_TIMEOUT_SECONDS", float, 10.0),
     )
 

@@ -18,3 +18,4 @@ class Context:
     request_id: str
     call_id: str | None = None
     client: Client | None = None  # resolved per call, never shared between requests
+    customer_number: str | None = None  # the caller (inbound) or the called (outbound)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from vapi_bridge import create_app
 from vapi_bridge.storage import check_id
-from vapi_bridge.storage.state import CALL_STATUSES, CLAIM_PREFIX, SENT
+from vapi_bridge.storage.state import ANSWER_PREFIX, CALL_STATUSES, CLAIM_PREFIX, SENT
 from vapi_bridge.vapi.handlers import HANDLERS
 
 MAX_BODY_BYTES = 16 * 1024
@@ -258,6 +258,10 @@ def check_store(app) -> Counter:
             assert status in CALL_STATUSES and int(rank) == CALL_STATUSES.index(status) + 1
         elif kind == "summary":
             assert isinstance(value, str) and value
+        elif kind == "tool":  # a tool call's stored answer, for repeated deliveries
+            assert len(ids) == 1, key
+            answer = json.loads(value.removeprefix(ANSWER_PREFIX))
+            assert value.startswith(ANSWER_PREFIX) and set(answer) <= {"result", "error"}, value
         else:
             assert len(ids) <= 2, key
             assert value == SENT or re.fullmatch(re.escape(CLAIM_PREFIX) + "[0-9a-f]{32}", value)

@@ -331,7 +331,7 @@ def test_get_call_context_reports_what_the_store_knows(client):
 def test_get_call_context_for_an_unknown_call(client):
     [result] = post(client, tool_calls(_call("t1", "get_call_context", {}))).get_json()["results"]
     assert json.loads(result["result"]) == {"callId": CALL_ID, "known": False}
-    [result] = post(client, tool_calls(_call("t1", "get_call_context", {"callId": "a:b"}))
+    [result] = post(client, tool_calls(_call("t2", "get_call_context", {"callId": "a:b"}))
                     ).get_json()["results"]
     assert result["error"].startswith("That call id cannot be looked up")
 

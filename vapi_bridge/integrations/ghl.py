@@ -54,7 +54,7 @@ class GhlClient:
         self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
 
     def find_contact_by_phone(self, phone: str) -> dict[str, Any] | None:
-        body = self._request("GET", "/contacts/search/duplicate",
+        body = self.request("GET", "/contacts/search/duplicate",
                              params={"locationId": self.location_id, "number": phone},
                              not_found_ok=True)
         contact = (body or {}).get("contact")
@@ -63,7 +63,7 @@ class GhlClient:
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         # No "tags" here: upsert overwrites every tag the contact has (reference A3).
         data = {k: v for k, v in fields.items() if v not in (None, "") and k != "tags"}
-        body = self._request("POST", "/contacts/upsert", json={**data,
+        body = self.request("POST", "/contacts/upsert", json={**data,
                                                                "locationId": self.location_id})
         contact = body.get("contact") or {}
         if not contact.get("id"):
@@ -71,20 +71,21 @@ class GhlClient:
         return contact
 
     def add_note(self, contact_id: str, body: str) -> str | None:
-        answer = self._request("POST", f"/contacts/{contact_id}/notes", json={"body": body})
+        answer = self.request("POST", f"/contacts/{contact_id}/notes", json={"body": body})
         return (answer.get("note") or {}).get("id")
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        self._request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
+        self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
 
     def get_location(self) -> dict[str, Any]:
-        return self._request("GET", f"/locations/{self.location_id}")
+        return self.request("GET", f"/locations/{self.location_id}")
 
-    def _request(self, method: str, path: str, *, not_found_ok: bool = False,
-                 **kwargs: Any) -> dict[str, Any]:
+    def request(self, method: str, path: str, *, version: str = API_VERSION,
+                not_found_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """Any GoHighLevel call (calendars and conversations want ``Version: 2021-04-15``)."""
         try:
             response = self._session.request(method, self.base_url + path, timeout=self._timeout,
-                                              **kwargs)
+                                              headers={"Version": version}, **kwargs)
         except requests.RequestException as exc:
             raise http_error("ghl", exc) from None
         if not_found_ok and response.status_code == 404:

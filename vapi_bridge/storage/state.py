@@ -24,6 +24,7 @@ _VALID_ID = re.compile(r"[^\s:\x00-\x1f\x7f-\x9f]{1,256}")
 # The seed's @vercel/kv client stored the boolean ``true`` as this string.
 SENT = "true"
 CLAIM_PREFIX = "claim:"
+ANSWER_PREFIX = "answer:"
 _MAX_OPEN_CLAIMS = 10_000
 # Vapi's call statuses in the order a call moves through them.
 CALL_STATUSES = ("scheduled", "queued", "ringing", "in-progress", "forwarding", "ended")
@@ -144,6 +145,18 @@ class StateStore:
         key = self._claim_key(kind, ids)
         self.backend.set(key, SENT, ex=self.ttl)
         self._forget_claim(key)
+
+    # Tool calls: the claim's value becomes the answer, for repeated deliveries.
+    def store_tool_answer(self, tool_call_id: str, answer: dict[str, Any]) -> None:
+        key = self._claim_key("tool", (tool_call_id,))
+        self.backend.set(key, ANSWER_PREFIX + json.dumps(answer, ensure_ascii=False), ex=self.ttl)
+        self._forget_claim(key)
+
+    def get_tool_answer(self, tool_call_id: str) -> dict[str, Any] | None:
+        value = self.backend.get(self._claim_key("tool", (tool_call_id,)))
+        if value and value.startswith(ANSWER_PREFIX):
+            return json.loads(value[len(ANSWER_PREFIX):])
+        return None
 
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")

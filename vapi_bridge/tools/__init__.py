@@ -1,7 +1,8 @@
 """Server tools the assistant calls during a call: one registry, one result per call.
 
-A tool is ``function(arguments: dict, ctx: Context) -> str``. Vapi wants every
-result and error as a single-line string, one per ``toolCallId``, in order.
+A tool is ``function(arguments: dict, ctx: Context) -> str | dict``. Vapi wants every
+result and error as a single-line string, one per ``toolCallId``, in order. Each
+``toolCallId`` runs once: its answer is stored, and a repeated delivery gets it back.
 """
 
 from __future__ import annotations
@@ -9,10 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from ..context import Context
+from ..integrations import DeliveryError
+from ..storage import check_id
 from ..vapi.messages import ToolCall
 
 log = logging.getLogger(__name__)
@@ -33,29 +38,82 @@ def tool(name: str) -> Callable[[Tool], Tool]:
     return register
 
 
+MAX_PARALLEL = 4  # tool calls of one message run at once, at most this many
+TOO_SLOW = "That is taking longer than expected. Please try again in a moment."
+
+
 def run(call: ToolCall, ctx: Context) -> dict[str, str]:
     """Run one tool call; ``{"result": ...}`` or ``{"error": ...}``, never an exception."""
-    function = REGISTRY.get(call.name or "")
-    if function is None:
-        return {"error": f"Unknown tool: {one_line(call.name or '(no name)')}"}
-    if call.arguments is None:
-        return {"error": call.argument_error or "The tool arguments could not be read."}
+    return _execute(call, ctx)[0]
+
+
+def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
+    """Run a tool call at most once per ``toolCallId``: a repeat gets the first answer."""
     try:
-        result = function(call.arguments, ctx)
-    except ToolError as exc:
-        return {"error": one_line(str(exc))}
-    except Exception:  # a broken tool must not break the other calls in the message
-        log.exception("[TOOLS] %s failed requestId=%s callId=%s", call.name, ctx.request_id,
-                      ctx.call_id)
-        return {"error": f"{call.name} failed. Please try again later."}
-    if not isinstance(result, str):
-        result = json.dumps(result, ensure_ascii=False, default=str)
-    return {"result": one_line(result)}
+        tool_call_id = check_id(call.id, "toolCallId")
+    except ValueError:
+        return run(call, ctx)  # no usable id: nothing to deduplicate on
+    if not ctx.state.claim("tool", tool_call_id):
+        return _first_answer(tool_call_id, ctx, deadline)
+    answer, keep = _execute(call, ctx)
+    if keep:
+        ctx.state.store_tool_answer(tool_call_id, answer)
+    else:  # a passing outage: let Vapi's next delivery try again
+        ctx.state.release("tool", tool_call_id)
+    return answer
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
-    return [{"toolCallId": call.id or "", "name": call.name or "", **run(call, ctx)}
-            for call in calls]
+    """All the calls of one message, concurrently (bounded), answered in order by the deadline."""
+    deadline = time.monotonic() + ctx.settings.tool_deadline
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(calls))),
+                              thread_name_prefix="tool")
+    futures = [pool.submit(run_once, call, ctx, deadline) for call in calls]
+    wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+    pool.shutdown(wait=False)  # a late tool finishes and stores its answer for a repeat
+    answers = []
+    for call, future in zip(calls, futures, strict=True):
+        answer = future.result() if future.done() else {"error": TOO_SLOW}
+        if not future.done():
+            log.warning("[TOOLS] %s missed the %ss deadline requestId=%s callId=%s", call.name,
+                        ctx.settings.tool_deadline, ctx.request_id, ctx.call_id)
+        answers.append({"toolCallId": call.id or "", "name": call.name or "", **answer})
+    return answers
+
+
+def _execute(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
+    """(answer, whether to keep it for repeats). Arguments never reach the log."""
+    function = REGISTRY.get(call.name or "")
+    if function is None:
+        return {"error": f"Unknown tool: {one_line(call.name or '(no name)')}"}, True
+    if call.arguments is None:
+        return {"error": call.argument_error or "The tool arguments could not be read."}, True
+    try:
+        result = function(call.arguments, ctx)
+    except ToolError as exc:
+        return {"error": one_line(str(exc))}, True
+    except DeliveryError as exc:
+        log.warning("[TOOLS] %s: %s requestId=%s callId=%s", call.name, exc, ctx.request_id,
+                    ctx.call_id)
+        return {"error": "The CRM is not answering right now. Please try again in a moment."
+                if exc.retryable else f"The CRM refused that request ({exc.status or 'error'})."
+                }, not exc.retryable
+    except Exception:  # a broken tool must not break the other calls in the message
+        log.exception("[TOOLS] %s failed requestId=%s callId=%s", call.name, ctx.request_id,
+                      ctx.call_id)
+        return {"error": f"{call.name} failed. Please try again later."}, False
+    if not isinstance(result, str):
+        result = json.dumps(result, ensure_ascii=False, default=str)
+    return {"result": one_line(result)}, True
+
+
+def _first_answer(tool_call_id: str, ctx: Context, deadline: float) -> dict[str, str]:
+    """The stored answer of an earlier delivery, waiting for it while it is in flight."""
+    while True:
+        answer = ctx.state.get_tool_answer(tool_call_id)
+        if answer is not None or time.monotonic() >= deadline:
+            return answer or {"error": TOO_SLOW}
+        time.sleep(0.05)
 
 
 def one_line(text: str) -> str:

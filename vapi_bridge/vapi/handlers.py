@@ -75,13 +75,21 @@ def status_update(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 @handles("tool-calls", ToolCallsSchema)
 def tool_calls_message(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"results": tools.run_all(tool_calls(message), ctx)}
+    return {"results": tools.run_all(tool_calls(message), _for_the_call(message, ctx))}
+
+
+def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
+    """The context of a call's tools: its client, and who is on the line."""
+    call = message.get("call") or {}
+    customer = message.get("customer") or call.get("customer") or {}
+    client = ctx.settings.clients.resolve(call.get("assistantId"), call.get("phoneNumberId"))
+    return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"))
 
 
 @handles("function-call", FunctionCallSchema)
 def function_call(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
     call = message["functionCall"]
-    answer = tools.run(ToolCall.from_item(call), ctx)
+    answer = tools.run(ToolCall.from_item(call), _for_the_call(message, ctx))
     # The legacy format only reads "result": an error is said as the result.
     return {"result": answer.get("result", answer.get("error"))}
 
