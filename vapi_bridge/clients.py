@@ -33,6 +33,7 @@ class Client:
     phone_number_ids: tuple[str, ...] = ()
     ghl_api_key: str | None = field(default=None, repr=False)
     ghl_location_id: str | None = None
+    ghl_calendar_id: str | None = None
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
@@ -86,6 +87,7 @@ class _ClientSchema(Schema):
     ghl_api_key = fields.String()
     ghl_api_key_env = fields.String()
     ghl_location_id = fields.String()
+    ghl_calendar_id = fields.String()
     slack_channel_id = fields.String()
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
@@ -167,6 +169,8 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         name=DEFAULT_NAME,
         ghl_api_key=_env(env, "GHL_API_KEY"),
         ghl_location_id=_env(env, "GHL_LOCATION_ID"),
+        ghl_calendar_id=_env(env, "GHL_CALENDAR_ID"),
+        timezone=_env(env, "DEFAULT_TIMEZONE") or "UTC",
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),

@@ -121,4 +121,4 @@ def one_line(text: str) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
 
 
-from . import call_context  # noqa: E402,F401  (registers the tools)
+from . import calendar, call_context, crm  # noqa: E402,F401  (registers the tools)

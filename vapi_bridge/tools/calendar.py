@@ -1,0 +1,1 @@
+"""Calendar tools (GoHighLevel): filled in by the tools issue."""

@@ -1,0 +1,1 @@
+"""CRM tools (GoHighLevel): filled in by the tools issue."""
