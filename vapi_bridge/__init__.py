@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import errors, webhooks
+from . import errors, outbound, webhooks
 from .config import load_settings
 from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
@@ -36,5 +36,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     state_storage.init_app(app)
     app.extensions["integrations"] = Integrations(settings)
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(outbound.bp)
     errors.register(app)
     return app

@@ -34,6 +34,9 @@ class Client:
     ghl_api_key: str | None = field(default=None, repr=False)
     ghl_location_id: str | None = None
     ghl_calendar_id: str | None = None
+    vapi_assistant_id: str | None = None  # for calls started from GoHighLevel
+    vapi_phone_number_id: str | None = None
+    default_country: str = "US"  # how to read a phone number written without +country
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
@@ -88,6 +91,9 @@ class _ClientSchema(Schema):
     ghl_api_key_env = fields.String()
     ghl_location_id = fields.String()
     ghl_calendar_id = fields.String()
+    vapi_assistant_id = fields.String()
+    vapi_phone_number_id = fields.String()
+    default_country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), load_default="US")
     slack_channel_id = fields.String()
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
@@ -170,6 +176,9 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         ghl_api_key=_env(env, "GHL_API_KEY"),
         ghl_location_id=_env(env, "GHL_LOCATION_ID"),
         ghl_calendar_id=_env(env, "GHL_CALENDAR_ID"),
+        vapi_assistant_id=_env(env, "VAPI_ASSISTANT_ID"),
+        vapi_phone_number_id=_env(env, "VAPI_PHONE_NUMBER_ID"),
+        default_country=(_env(env, "DEFAULT_COUNTRY") or "US").upper(),
         timezone=_env(env, "DEFAULT_TIMEZONE") or "UTC",
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),

@@ -46,6 +46,11 @@ def receive(report: CallReport, ctx: Context, *,
     """Store an ended call, resolve its client, deliver it: (client, per-step outcome)."""
     ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
     client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
+    if not report.contact_id:  # a call started by /ghl/outbound-call: we know its contact
+        started_here = ctx.state.get_call_contact(report.call_id) or {}
+        if started_here.get("contactId"):
+            report = dataclasses.replace(report, contact_id=started_here["contactId"])
+            client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
     log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
              report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
     ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)

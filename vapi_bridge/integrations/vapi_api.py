@@ -8,7 +8,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import http_error, status_error
+from . import DeliveryError, http_error, status_error
 
 
 class VapiApi:
@@ -37,3 +37,20 @@ class VapiApi:
         except ValueError:
             call = None
         return call if isinstance(call, dict) else None
+
+    def create_call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /call``; only a connection that never reached Vapi is retried (no twin calls)."""
+        try:
+            response = self._session.post(f"{self.base_url}/call", json=body,
+                                          timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise http_error("vapi", exc) from None
+        if not response.ok:
+            raise status_error("vapi", response)
+        try:
+            call = response.json()
+        except ValueError:
+            call = None
+        if not isinstance(call, dict) or not call.get("id"):
+            raise DeliveryError("vapi", "created a call without an id", retryable=False)
+        return call

@@ -114,11 +114,12 @@ class StateStore:
 
     # Claims: "do this once" for any kind of delivery (note, tags, slack...).
     # SET NX with a random token; released by compare-and-delete; "done" once marked.
-    def claim(self, kind: str, *ids: str) -> bool:
+    def claim(self, kind: str, *ids: str, ttl: int | None = None) -> bool:
         key = self._claim_key(kind, ids)
         token = CLAIM_PREFIX + secrets.token_hex(16)
         # A lost reply whose SET was retried by the driver finds our own token.
-        won = self.backend.set(key, token, ex=self.ttl, nx=True) or self.backend.get(key) == token
+        won = (self.backend.set(key, token, ex=ttl or self.ttl, nx=True)
+               or self.backend.get(key) == token)
         if won:
             with self._claims_lock:
                 self._claims[key] = token
@@ -146,17 +147,38 @@ class StateStore:
         self.backend.set(key, SENT, ex=self.ttl)
         self._forget_claim(key)
 
-    # Tool calls: the claim's value becomes the answer, for repeated deliveries.
-    def store_tool_answer(self, tool_call_id: str, answer: dict[str, Any]) -> None:
-        key = self._claim_key("tool", (tool_call_id,))
-        self.backend.set(key, ANSWER_PREFIX + json.dumps(answer, ensure_ascii=False), ex=self.ttl)
+    # Answers: a claim's value can become the answer a repeated request gets back
+    # (a tool call's result, the call an outbound request started).
+    def store_answer(self, kind: str, ids: tuple[str, ...], answer: dict[str, Any], *,
+                     ttl: int | None = None) -> None:
+        key = self._claim_key(kind, ids)
+        value = ANSWER_PREFIX + json.dumps(answer, ensure_ascii=False)
+        self.backend.set(key, value, ex=ttl or self.ttl)
         self._forget_claim(key)
 
-    def get_tool_answer(self, tool_call_id: str) -> dict[str, Any] | None:
-        value = self.backend.get(self._claim_key("tool", (tool_call_id,)))
+    def get_answer(self, kind: str, ids: tuple[str, ...]) -> dict[str, Any] | None:
+        value = self.backend.get(self._claim_key(kind, ids))
         if value and value.startswith(ANSWER_PREFIX):
             return json.loads(value[len(ANSWER_PREFIX):])
         return None
+
+    def wait_for_answer(self, kind: str, ids: tuple[str, ...],
+                        deadline: float) -> dict[str, Any] | None:
+        """The answer of a claim held elsewhere, polling until it lands or the deadline."""
+        while True:
+            answer = self.get_answer(kind, ids)
+            if answer is not None or time.monotonic() >= deadline:
+                return answer
+            time.sleep(0.05)
+
+    # Calls started here: which contact and client they are for, for the pipeline.
+    def remember_call_contact(self, call_id: str, contact: dict[str, Any]) -> None:
+        key = self.key("call-contact", check_id(call_id, "call_id"))
+        self.backend.set(key, _json_object(contact), ex=self.ttl)
+
+    def get_call_contact(self, call_id: str) -> dict[str, Any] | None:
+        value = self.backend.get(self.key("call-contact", check_id(call_id, "call_id")))
+        return json.loads(value) if value else None
 
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")

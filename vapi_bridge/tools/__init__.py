@@ -54,10 +54,10 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
     except ValueError:
         return run(call, ctx)  # no usable id: nothing to deduplicate on
     if not ctx.state.claim("tool", tool_call_id):
-        return _first_answer(tool_call_id, ctx, deadline)
+        return ctx.state.wait_for_answer("tool", (tool_call_id,), deadline) or {"error": TOO_SLOW}
     answer, keep = _execute(call, ctx)
     if keep:
-        ctx.state.store_tool_answer(tool_call_id, answer)
+        ctx.state.store_answer("tool", (tool_call_id,), answer)
     else:  # a passing outage: let Vapi's next delivery try again
         ctx.state.release("tool", tool_call_id)
     return answer
@@ -105,15 +105,6 @@ def _execute(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
     if not isinstance(result, str):
         result = json.dumps(result, ensure_ascii=False, default=str)
     return {"result": one_line(result)}, True
-
-
-def _first_answer(tool_call_id: str, ctx: Context, deadline: float) -> dict[str, str]:
-    """The stored answer of an earlier delivery, waiting for it while it is in flight."""
-    while True:
-        answer = ctx.state.get_tool_answer(tool_call_id)
-        if answer is not None or time.monotonic() >= deadline:
-            return answer or {"error": TOO_SLOW}
-        time.sleep(0.05)
 
 
 def one_line(text: str) -> str:

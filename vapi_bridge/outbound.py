@@ -1,0 +1,161 @@
+"""``POST /ghl/outbound-call``: a GoHighLevel workflow starts a Vapi call for a contact.
+
+The contact id travels with the call (``customer.externalId`` and
+``assistantOverrides.variableValues``, since ``POST /call`` has no ``metadata``) and is
+also kept in the store under the call id, so the call-ended pipeline finds the contact
+even when a webhook lacks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import phonenumbers
+from flask import Blueprint, current_app, jsonify, request
+
+from .clients import Client
+from .integrations import DeliveryError
+from .storage import check_id, get_state
+from .webhooks import authenticated
+
+log = logging.getLogger(__name__)
+bp = Blueprint("outbound", __name__)
+WINDOW_SECONDS = 60  # without a requestId, one call per contact per minute
+WAIT_FOR_TWIN_SECONDS = 10
+
+
+class Refused(Exception):
+    def __init__(self, status: int, error: str, message: str):
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+@bp.post("/ghl/outbound-call")
+@authenticated
+def outbound_call():
+    data = _payload()
+    try:
+        client = _client(data)
+        contact_id = _contact_id(data)
+        vapi_request = _vapi_request(data, client, contact_id)
+    except Refused as exc:
+        log.warning("[OUTBOUND] Refused: %s", exc.error)
+        return jsonify(error=exc.error, message=str(exc)), exc.status
+    if request.args.get("dry_run") in ("1", "true"):
+        return jsonify(dryRun=True, client=client.name, request={
+            "method": "POST", "url": f"{current_app.config['SETTINGS'].vapi_api_base_url}/call",
+            "body": vapi_request})
+    return _start_once(data, client, contact_id, vapi_request)
+
+
+def _start_once(data: dict[str, Any], client: Client, contact_id: str,
+                vapi_request: dict[str, Any]):
+    vapi = current_app.extensions["integrations"].vapi
+    if vapi is None:
+        return jsonify(error="vapi_api_not_configured",
+                       message="Set VAPI_API_KEY to start calls."), 503
+    state = get_state()
+    request_id = _text(data, "requestId")
+    ids, ttl = ((contact_id, check_id(request_id, "requestId")), None) if request_id else (
+        (contact_id,), WINDOW_SECONDS)
+    if not state.claim("outbound", *ids, ttl=ttl):
+        answer = state.wait_for_answer("outbound", ids, time.monotonic() + WAIT_FOR_TWIN_SECONDS)
+        if answer is None:
+            return jsonify(error="in_progress", message="A call for this contact is starting."), 409
+        return jsonify(callId=answer["callId"], duplicate=True), 200
+    try:
+        call = vapi.create_call(vapi_request)
+    except DeliveryError as exc:
+        state.release("outbound", *ids)
+        log.warning("[OUTBOUND] Vapi refused or failed client=%s: %s", client.name, exc)
+        if exc.status and 400 <= exc.status < 500:
+            return jsonify(error="vapi_rejected", message=str(exc)), exc.status
+        return jsonify(error="vapi_unavailable", message=str(exc)), 502
+    call_id = check_id(call["id"], "call id")
+    state.remember_call_contact(call_id, {"contactId": contact_id, "client": client.name,
+                                          "locationId": client.ghl_location_id})
+    state.store_answer("outbound", ids, {"callId": call_id}, ttl=ttl)
+    log.info("[OUTBOUND] Call started callId=%s client=%s contactId=%s", call_id, client.name,
+             contact_id)
+    return jsonify(callId=call_id), 201
+
+
+def _payload() -> dict[str, Any]:
+    """GoHighLevel's contact payload, as JSON or form data, with query-string overrides."""
+    body = request.get_json(silent=True, force=True)
+    if not isinstance(body, dict):
+        body = request.form.to_dict()
+    custom = body.get("customData") if isinstance(body.get("customData"), dict) else {}
+    return {**body, **custom, **request.args.to_dict()}
+
+
+def _text(data: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        value = data.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def _client(data: dict[str, Any]) -> Client:
+    clients = current_app.config["SETTINGS"].clients
+    location = data.get("location") if isinstance(data.get("location"), dict) else {}
+    location_id = _text(location, "id") or _text(data, "location_id", "locationId")
+    name = _text(data, "client")
+    client = (clients.by_location(location_id) if location_id else None) or (
+        clients.by_name(name) if name else None)
+    if client is None and (location_id or name):
+        raise Refused(404, "unknown_client", "No client has that location id or name.")
+    return client or clients.default
+
+
+def _contact_id(data: dict[str, Any]) -> str:
+    contact_id = _text(data, "contact_id", "contactId", "id")
+    if not contact_id:
+        raise Refused(400, "missing_contact_id", "The contact id (contact_id) is missing.")
+    try:
+        return check_id(contact_id, "contact_id")
+    except ValueError as exc:
+        raise Refused(400, "invalid_contact_id", str(exc)) from None
+
+
+def _phone(data: dict[str, Any], client: Client) -> str:
+    raw = _text(data, "phone", "phone_number", "phoneNumber")
+    if not raw:
+        raise Refused(400, "missing_phone", "The contact has no phone number.")
+    try:
+        number = phonenumbers.parse(raw, client.default_country)
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        country = client.default_country
+        raise Refused(400, "invalid_phone",
+                      f"The phone number is not a valid number (default country {country}).")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _vapi_request(data: dict[str, Any], client: Client, contact_id: str) -> dict[str, Any]:
+    assistant_id = _text(data, "assistantId") or client.vapi_assistant_id
+    phone_number_id = _text(data, "phoneNumberId") or client.vapi_phone_number_id
+    if not assistant_id or not phone_number_id:
+        missing = "assistantId" if not assistant_id else "phoneNumberId"
+        raise Refused(400, f"missing_{missing}",
+                      f"No {missing}: give one, or set it on client {client.name}.")
+    first, last = _text(data, "first_name", "firstName"), _text(data, "last_name", "lastName")
+    name = _text(data, "full_name", "name") or " ".join(filter(None, [first, last])) or None
+    email = _text(data, "email")
+    customer = {"number": _phone(data, client), "name": name, "email": email,
+                "externalId": contact_id}
+    variables = {"ghlContactId": contact_id, "ghlLocationId": client.ghl_location_id,
+                 "firstName": first, "lastName": last, "email": email}
+    return {"assistantId": assistant_id, "phoneNumberId": phone_number_id,
+            "customer": _present(customer),
+            "assistantOverrides": {"variableValues": _present(variables)}}
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
