@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
@@ -98,7 +99,7 @@ class _ClientSchema(Schema):
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
     slack_webhook_url = fields.Url(schemes={"https", "http"}, require_tld=False)
-    timezone = fields.String(load_default="UTC")
+    timezone = fields.String(load_default="UTC", validate=lambda name: _known_zone(name))
     ghl_incoming_webhook_urls = fields.Dict(
         keys=fields.String(validate=validate.OneOf(WEBHOOK_KINDS)),
         values=fields.Url(schemes={"https", "http"}, require_tld=False), load_default=dict)
@@ -198,6 +199,15 @@ def _check_unique(source: str, clients: list[Client]) -> None:
                     f"{source}: client {client.name}: {kind} {value!r} is already used by"
                     f" {seen[kind, value]}")
             seen[kind, value] = f"client {client.name}"
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {name!r} (use an IANA name such as"
+                              " America/New_York).") from None
+    return True
 
 
 def _env(env: Mapping[str, Any], name: str) -> str | None:
