@@ -17,9 +17,10 @@ def configure_logging(level: str = "INFO") -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(format=FORMAT)
     logging.getLogger("vapi_bridge").setLevel(level)
-    # At DEBUG these log whole URLs and bodies: phone numbers, emails, tool arguments.
-    for chatty in ("urllib3", "slack_sdk"):
-        logging.getLogger(chatty).setLevel(logging.INFO)
+    # These log whole URLs and bodies (phone numbers, emails, tool arguments): urllib3 even
+    # in its retry warnings. Our own lines say what failed, without them.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    logging.getLogger("slack_sdk").setLevel(logging.INFO)
 
 
 def install_request_ids(app: Flask) -> None:

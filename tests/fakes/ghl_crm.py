@@ -1,0 +1,178 @@
+"""The GoHighLevel fake, plus what the CRM tools use: SMS, opportunities, reading notes and
+contacts, search by email, and incoming-webhook (workflow) URLs that record their bodies."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+from werkzeug import Request, Response
+
+from .ghl import FakeGhl
+from .http import json_response
+
+CONVERSATIONS_VERSION = "2021-04-15"
+OPPORTUNITY_FIELDS = {"pipelineId", "locationId", "name", "status", "contactId",
+                      "pipelineStageId", "monetaryValue", "assignedTo", "customFields", "source"}
+OPPORTUNITY_UPDATE_FIELDS = OPPORTUNITY_FIELDS - {"locationId", "contactId"}
+STATUSES = ("open", "won", "lost", "abandoned")
+SEEDED_NOTE_DATE = "2026-01-05T15:30:00.000Z"
+
+
+class FakeGhlCrm(FakeGhl):
+    def __init__(self):
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []  # {"contact_id", "type", "message", "token"}
+        self.opportunities: dict[str, dict[str, Any]] = {}
+        self.hooks: list[tuple[str, dict[str, Any]]] = []  # (kind, JSON body)
+        self._opportunity_ids = itertools.count(1)
+        self.route("/conversations/messages", "POST", self._message)
+        self.route("/opportunities/search", "GET", self._search_opportunities)
+        self.route("/opportunities/", "POST", self._create_opportunity)
+        self.route(re.compile(r"/opportunities/[^/]+$"), "PUT", self._update_opportunity)
+        self.route(re.compile(r"/contacts/[^/]+/notes$"), "GET", self._list_notes)
+        self.route(re.compile(r"/contacts/(?!search$)[^/]+$"), "GET", self._contact)
+        self.route(re.compile(r"/hooks/[a-z]+$"), "POST", self._hook)
+
+    def reset(self) -> None:
+        """Forget all state and scripted failures: one server can serve many tests."""
+        with self.lock:
+            self.requests.clear()
+            self._failures.clear()
+            self.delay = 0.0
+            for collection in (self.contacts, self.notes, self.tags, self.upserts, self.messages,
+                               self.opportunities, self.hooks):
+                collection.clear()
+            self._ids = itertools.count(1)
+            self._opportunity_ids = itertools.count(1)
+
+    # Seeding and reading
+    def hook_url(self, kind: str) -> str:
+        return f"{self.url}/hooks/{kind}"
+
+    def add_opportunity(self, contact_id: str, pipeline_id: str, stage_id: str,
+                        status: str = "open", location_id: str = "loc-default") -> str:
+        opportunity_id = f"opp-{next(self._opportunity_ids)}"
+        self.opportunities[opportunity_id] = {
+            "id": opportunity_id, "name": "seeded", "pipelineId": pipeline_id,
+            "pipelineStageId": stage_id, "status": status, "contactId": contact_id,
+            "locationId": location_id}
+        return opportunity_id
+
+    def add_seeded_note(self, contact_id: str, body: str, date_added: str) -> None:
+        self.notes.append({"id": f"note-{len(self.notes) + 1}", "contact_id": contact_id,
+                           "body": body, "dateAdded": date_added, "token": "seed"})
+
+    # Handlers
+    def _checked_as(self, request: Request, version: str) -> Response | None:
+        if not request.headers.get("Authorization", "").startswith("Bearer "):
+            return json_response({"statusCode": 401, "message": "Invalid JWT"}, 401)
+        if request.headers.get("Version") != version:
+            return json_response({"statusCode": 401, "message": "version header is invalid"},
+                                 401)
+        return None
+
+    def _duplicate(self, request: Request) -> Response:
+        """By ``number``, or by ``email`` when no number is given."""
+        denied = self._checked(request)
+        if denied:
+            return denied
+        location = request.args.get("locationId")
+        number, email = request.args.get("number"), request.args.get("email")
+        if not location:
+            return json_response({"statusCode": 422, "message": ["locationId is required"]}, 422)
+        match = next((c for c in self.contacts.values() if c["locationId"] == location and (
+            (number and c.get("phone") == number)
+            or (not number and email and c.get("email") == email))), None)
+        return json_response({"contact": match, "traceId": "t"})
+
+    def _note(self, request: Request) -> Response:
+        response = super()._note(request)
+        if response.status_code == 201:
+            self.notes[-1]["dateAdded"] = "2026-02-01T09:00:00.000Z"
+        return response
+
+    def _list_notes(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        contact_id = request.path.split("/")[2]
+        return json_response({"notes": [
+            {"id": n["id"], "body": n["body"], "contactId": contact_id,
+             "dateAdded": n.get("dateAdded", SEEDED_NOTE_DATE)}
+            for n in self.notes if n["contact_id"] == contact_id]})
+
+    def _contact(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        contact = self.contacts.get(request.path.split("/")[2])
+        if contact is None:
+            return json_response({"statusCode": 400, "message": "Contact not found"}, 400)
+        return json_response({"contact": {"tags": [], **contact}})
+
+    def _message(self, request: Request) -> Response:
+        denied = self._checked_as(request, CONVERSATIONS_VERSION)
+        if denied:
+            return denied
+        body = request.get_json()
+        if body.get("type") != "SMS" or not body.get("message") \
+                or body.get("contactId") not in self.contacts:
+            return json_response({"statusCode": 422, "message": ["bad message"]}, 422)
+        self.messages.append({"contact_id": body["contactId"], "type": body["type"],
+                              "message": body["message"],
+                              "token": request.headers["Authorization"][7:]})
+        return json_response({"conversationId": "conv-1", "messageId": f"msg-{len(self.messages)}",
+                              "msg": "Message queued successfully."})
+
+    def _search_opportunities(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        args = request.args
+        if not args.get("location_id"):
+            return json_response({"statusCode": 422, "message": ["location_id is required"]},
+                                 422)
+        found = [o for o in reversed(self.opportunities.values())  # newest first
+                 if o["locationId"] == args["location_id"]
+                 and (not args.get("contact_id") or o["contactId"] == args["contact_id"])
+                 and (not args.get("pipeline_id") or o["pipelineId"] == args["pipeline_id"])]
+        return json_response({"opportunities": found, "meta": {"total": len(found)}})
+
+    def _create_opportunity(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        body = request.get_json()
+        missing = [f for f in ("pipelineId", "locationId", "name", "status", "contactId")
+                   if not body.get(f)]
+        unknown = sorted(set(body) - OPPORTUNITY_FIELDS)
+        if missing or unknown or body["status"] not in STATUSES:
+            return json_response({"statusCode": 422, "message": [
+                *(f"{f} is required" for f in missing),
+                *(f"property {f} should not exist" for f in unknown)]}, 422)
+        opportunity_id = f"opp-{next(self._opportunity_ids)}"
+        self.opportunities[opportunity_id] = {"id": opportunity_id, **body}
+        return json_response({"opportunity": self.opportunities[opportunity_id]}, 201)
+
+    def _update_opportunity(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        opportunity = self.opportunities.get(request.path.split("/")[2])
+        body = request.get_json()
+        if opportunity is None:
+            return json_response({"statusCode": 404, "message": "Opportunity not found"}, 404)
+        unknown = sorted(set(body) - OPPORTUNITY_UPDATE_FIELDS)
+        if unknown:
+            return json_response({"statusCode": 422, "message": [
+                f"property {f} should not exist" for f in unknown]}, 422)
+        opportunity.update(body)
+        return json_response({"opportunity": opportunity})
+
+    def _hook(self, request: Request) -> Response:
+        """A GoHighLevel workflow's Inbound Webhook: takes any JSON, answers like the real one."""
+        self.hooks.append((request.path.split("/")[2], request.get_json()))
+        return json_response({"status": "Success: request sent to trigger execution server",
+                              "id": f"hook-{len(self.hooks)}"})
