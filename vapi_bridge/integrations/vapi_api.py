@@ -24,33 +24,28 @@ class VapiApi:
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
         """The call, or ``None`` when Vapi does not know it."""
+        return self._call("GET", f"/call/{call_id}", not_found_ok=True)
+
+    def create_call(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /call``; only a connection that never reached Vapi is retried (no twin calls)."""
+        call = self._call("POST", "/call", json=body)
+        if not call or not call.get("id"):
+            raise DeliveryError("vapi", "created a call without an id", retryable=False)
+        return call
+
+    def _call(self, method: str, path: str, *, not_found_ok: bool = False,
+              **kwargs: Any) -> dict[str, Any] | None:
         try:
-            response = self._session.get(f"{self.base_url}/call/{call_id}", timeout=self._timeout)
+            response = self._session.request(method, self.base_url + path, timeout=self._timeout,
+                                              **kwargs)
         except requests.RequestException as exc:
             raise http_error("vapi", exc) from None
-        if response.status_code == 404:
+        if not_found_ok and response.status_code == 404:
             return None
         if not response.ok:
             raise status_error("vapi", response)
         try:
             call = response.json()
         except ValueError:
-            call = None
+            return None
         return call if isinstance(call, dict) else None
-
-    def create_call(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /call``; only a connection that never reached Vapi is retried (no twin calls)."""
-        try:
-            response = self._session.post(f"{self.base_url}/call", json=body,
-                                          timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise http_error("vapi", exc) from None
-        if not response.ok:
-            raise status_error("vapi", response)
-        try:
-            call = response.json()
-        except ValueError:
-            call = None
-        if not isinstance(call, dict) or not call.get("id"):
-            raise DeliveryError("vapi", "created a call without an id", retryable=False)
-        return call
