@@ -14,6 +14,8 @@ graceful_timeout = 20
 keepalive = 5
 max_requests, max_requests_jitter = 2000, 200
 accesslog = "-"
+# The path without its query string: ?token= must never reach a log.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 # No preload: each worker builds its own app (and its own connection pools), and a
 # configuration error fails the worker's boot, which stops gunicorn.
 preload_app = False

@@ -132,9 +132,13 @@ def test_each_message_type_is_answered_under_gunicorn(backend_env, tmp_path):
             if answer:
                 assert body == answer
         assert requests.post(f"{url}/vapi/webhook", data=b"{}", timeout=10).status_code == 401
+        token_in_query = requests.post(f"{url}/vapi/webhook?token=gunicorn-token", timeout=10,
+                                       data=json.dumps({"message": {"type": "hang"}}))
+        assert token_in_query.status_code == 200
         too_big = requests.post(f"{url}/vapi/webhook", timeout=10,
                                 data=iter([b"x" * 1024 * 1024] * 11))  # chunked, 11 MiB
         assert too_big.status_code == 413
+    assert "gunicorn-token" not in (tmp_path / "gunicorn.log").read_text()  # not even ?token=
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
