@@ -81,3 +81,10 @@ def test_unreadable_clients_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"CLIENTS_FILE .*bad.json: client #1 \(A\): field "
                                           r"timezone: Not a valid string."):
         load_settings({"CLIENTS_FILE": str(bad)})
+
+
+def test_unknown_time_zones_stop_start_up():
+    with pytest.raises(ConfigError, match="DEFAULT_TIMEZONE: Unknown time zone 'Mars/Base'"):
+        load_settings({"DEFAULT_TIMEZONE": "Mars/Base"})
+    with pytest.raises(ConfigError, match=r"client #1 \(A\): field timezone: Unknown time zone"):
+        load_settings({"CLIENTS_JSON": json.dumps([{"name": "A", "timezone": "Europe/Nowhere"}])})

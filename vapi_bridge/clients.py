@@ -172,6 +172,11 @@ def _client(source: str, index: int, entry: Any, env: Mapping[str, Any],
 
 def _default_client(env: Mapping[str, Any]) -> Client:
     urls = {kind: _env(env, f"GHL_INCOMING_WEBHOOK_URL_{kind.upper()}") for kind in WEBHOOK_KINDS}
+    timezone = _env(env, "DEFAULT_TIMEZONE") or "UTC"
+    try:
+        _known_zone(timezone)
+    except ValidationError as exc:
+        raise ClientConfigError(f"DEFAULT_TIMEZONE: {_flatten(exc.messages)}") from None
     return Client(
         name=DEFAULT_NAME,
         ghl_api_key=_env(env, "GHL_API_KEY"),
@@ -180,7 +185,7 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         vapi_assistant_id=_env(env, "VAPI_ASSISTANT_ID"),
         vapi_phone_number_id=_env(env, "VAPI_PHONE_NUMBER_ID"),
         default_country=(_env(env, "DEFAULT_COUNTRY") or "US").upper(),
-        timezone=_env(env, "DEFAULT_TIMEZONE") or "UTC",
+        timezone=timezone,
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
