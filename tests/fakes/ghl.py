@@ -31,11 +31,12 @@ class FakeGhl(Fake):
                                      "locationId": location_id, **fields}
         return contact_id
 
-    def _checked(self, request: Request) -> Response | None:
+    def _checked(self, request: Request, version: str = "2021-07-28") -> Response | None:
+        """GoHighLevel's answer to a missing token or the wrong ``Version`` header."""
         if not request.headers.get("Authorization", "").startswith("Bearer "):
             return json_response({"statusCode": 401, "message": "Invalid JWT"}, 401)
-        if request.headers.get("Version") != "2021-07-28":
-            return json_response({"statusCode": 401, "message": "version header was not found."},
+        if request.headers.get("Version") != version:
+            return json_response({"statusCode": 401, "message": "version header is invalid"},
                                  401)
         return None
 

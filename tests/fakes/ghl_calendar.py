@@ -59,16 +59,8 @@ class FakeGhlCalendar(FakeGhl):
         """The next ``count`` appointment requests get ``status`` (lookups still answer)."""
         self._booking_failures.extend([status] * count)
 
-    def _checked_calendar(self, request: Request) -> Response | None:
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return json_response({"statusCode": 401, "message": "Invalid JWT"}, 401)
-        if request.headers.get("Version") != CALENDAR_VERSION:
-            return json_response({"statusCode": 401, "message": "version header is invalid"},
-                                 401)
-        return None
-
     def _free_slots(self, request: Request) -> Response:
-        denied = self._checked_calendar(request)
+        denied = self._checked(request, CALENDAR_VERSION)
         if denied:
             return denied
         args = request.args.to_dict()
@@ -87,7 +79,7 @@ class FakeGhlCalendar(FakeGhl):
         return json_response({**self.slots, "traceId": "trace-slots"})
 
     def _appointment(self, request: Request) -> Response:
-        denied = self._checked_calendar(request)
+        denied = self._checked(request, CALENDAR_VERSION)
         if denied:
             return denied
         self.booking_attempts += 1

@@ -65,14 +65,6 @@ class FakeGhlCrm(FakeGhl):
                            "body": body, "dateAdded": date_added, "token": "seed"})
 
     # Handlers
-    def _checked_as(self, request: Request, version: str) -> Response | None:
-        if not request.headers.get("Authorization", "").startswith("Bearer "):
-            return json_response({"statusCode": 401, "message": "Invalid JWT"}, 401)
-        if request.headers.get("Version") != version:
-            return json_response({"statusCode": 401, "message": "version header is invalid"},
-                                 401)
-        return None
-
     def _duplicate(self, request: Request) -> Response:
         """By ``number``, or by ``email`` when no number is given."""
         denied = self._checked(request)
@@ -113,7 +105,7 @@ class FakeGhlCrm(FakeGhl):
         return json_response({"contact": {"tags": [], **contact}})
 
     def _message(self, request: Request) -> Response:
-        denied = self._checked_as(request, CONVERSATIONS_VERSION)
+        denied = self._checked(request, CONVERSATIONS_VERSION)
         if denied:
             return denied
         body = request.get_json()
