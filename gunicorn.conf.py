@@ -5,6 +5,9 @@ import os
 
 from vapi_bridge.config import ConfigError, load_settings
 
+# JSON log lines by default in production (LOG_FORMAT=text to read them by eye).
+os.environ.setdefault("LOG_FORMAT", "json")
+
 wsgi_app = "wsgi:app"
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 worker_class = "gthread"  # webhooks wait on Redis and HTTP: threads overlap that waiting

@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment; ``config`` overrides variables by name."""
     settings = load_settings(config)
-    configure_logging(settings.log_level)  # before Flask(): app.logger must not add its own
+    # Before Flask(): app.logger must not add a handler of its own.
+    configure_logging(settings.log_level, settings.log_format)
 
     app = Flask(__name__)
     app.config.from_mapping({k: v for k, v in (config or {}).items() if k.isupper()})

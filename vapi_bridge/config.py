@@ -42,6 +42,7 @@ class Settings:
     storage_timeout: float = 2.0
     storage_connect_timeout: float = 1.0
     log_level: str = "INFO"
+    log_format: str = "text"  # json under gunicorn (gunicorn.conf.py) and on Vercel
     # Webhook authentication (either passes when both are set).
     webhook_token: str | None = None
     hmac_secret: str | None = None
@@ -161,6 +162,10 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
+    log_format = (get("LOG_FORMAT") or ("json" if get("VERCEL") else "text")).lower()
+    if log_format not in ("json", "text"):
+        raise ConfigError(f"LOG_FORMAT must be json or text (got {log_format!r})")
+
     return Settings(
         state_storage=forced,
         redis_url=redis_url,
@@ -174,6 +179,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         storage_timeout=_number(get, "STATE_STORAGE_TIMEOUT", float, 2.0),
         storage_connect_timeout=_number(get, "STATE_STORAGE_CONNECT_TIMEOUT", float, 1.0),
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
+        log_format=log_format,
         webhook_token=get("WEBHOOK_TOKEN"),
         hmac_secret=get("VAPI_WEBHOOK_HMAC_SECRET"),
         hmac_header=get("VAPI_WEBHOOK_HMAC_HEADER") or "x-signature",

@@ -1,0 +1,66 @@
+"""Logs: JSON lines with request and call ids, and redaction of secrets and PII in one place."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vapi_bridge.logs import redact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Authorization: Bearer tok-3f9a", "Authorization: Bearer [redacted]"),
+    ("POST /vapi/webhook?token=s3cret&x=1", "POST /vapi/webhook?token=[redacted]&x=1"),
+    ("slack xoxb-1234-abcd failed", "slack [redacted] failed"),
+    ("ghl pit-9a8b-77 refused", "ghl [redacted] refused"),
+    ("caller ana.nunez+vip@example.co.uk said", "caller [email] said"),
+    ("number=%2B14155550123&locationId=l", "number=***0123&locationId=l"),
+    ("from +1 (415) 555-0123 to +442079460018", "from ***0123 to ***0018"),
+    ("dialled (415) 555-0123", "dialled ***0123"),
+    ("at 2026-11-25 10:00:00, epoch 1764064950500, callId=b1223960-1b4d",
+     "at 2026-11-25 10:00:00, epoch 1764064950500, callId=b1223960-1b4d"),
+])
+def test_redaction(text, expected):
+    assert redact(text) == expected
+
+
+SCRIPT = """
+import logging
+from vapi_bridge import create_app
+app = create_app({"WEBHOOK_TOKEN": "hook-secret-1"})
+client = app.test_client()
+client.post("/vapi/webhook?token=wrong-guess", json={"message": {"type": "hang"}},
+            headers={"X-Request-ID": "req-41"})
+client.post("/vapi/webhook?token=hook-secret-1", headers={"X-Request-ID": "req-42"},
+            json={"message": {"type": "end-of-call-report", "call": {"id": "call-7"},
+                              "cost": "lots"}})
+logging.getLogger("urllib3.connectionpool").error("GET /x?number=%2B14155550123 token=x")
+"""
+
+
+@pytest.mark.parametrize(("log_format", "env"), [("json", {"LOG_FORMAT": "json"}),
+                                                 ("json", {"VERCEL": "1"}),
+                                                 ("text", {})])
+def test_lines_carry_ids_and_never_secrets(log_format, env):
+    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env})
+    assert result.returncode == 0, result.stderr
+    output = result.stderr
+    for secret in ("hook-secret-1", "wrong-guess", "4155550123"):
+        assert secret not in output
+    if log_format == "text":
+        assert "[WEBHOOK] Unauthorized /vapi/webhook requestId=req-41" in output
+        return
+    lines = [json.loads(line) for line in output.splitlines()]
+    unauthorized = next(line for line in lines if "Unauthorized" in line["message"])
+    assert unauthorized["request_id"] == "req-41" and unauthorized["event"] == "WEBHOOK"
+    assert unauthorized["level"] == "WARNING" and unauthorized["logger"] == "vapi_bridge.webhooks"
+    invalid = next(line for line in lines if "Invalid payload" in line["message"])
+    assert (invalid["request_id"], invalid["call_id"]) == ("req-42", "call-7")
+    assert any(line["message"] == "GET /x?number=***0123 token=x" for line in lines)
