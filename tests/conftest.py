@@ -7,7 +7,10 @@ import uuid
 import pytest
 import redis
 
+from tests.fakes.ghl import FakeGhl
+from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
+from tests.fakes.vapi_api import FakeVapi
 from tests.redis_server import HOW_TO_GET_REDIS, RedisServer
 from vapi_bridge.config import settings_from_mapping
 from vapi_bridge.storage import StateStore, create_backend
@@ -115,31 +118,26 @@ def _delete_test_keys(url: str) -> None:
         client.delete(key)
 
 
-@pytest.fixture
-def ghl():
-    from tests.fakes.ghl import FakeGhl
-
-    fake = FakeGhl().start()
+def _running(fake):
+    """A local fake server for the length of one test."""
+    fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def ghl():
+    yield from _running(FakeGhl())
 
 
 @pytest.fixture
 def slack():
-    from tests.fakes.slack import FakeSlack
-
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
+    yield from _running(FakeSlack())
 
 
 @pytest.fixture
 def vapi_api():
-    from tests.fakes.vapi_api import FakeVapi
-
-    fake = FakeVapi().start()
-    yield fake
-    fake.stop()
+    yield from _running(FakeVapi())
 
 
 @pytest.fixture

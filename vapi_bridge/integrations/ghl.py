@@ -77,9 +77,6 @@ class GhlClient:
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
         self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
 
-    def get_location(self) -> dict[str, Any]:
-        return self.request("GET", f"/locations/{self.location_id}")
-
     def request(self, method: str, path: str, *, version: str = API_VERSION,
                 not_found_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
         """Any GoHighLevel call (calendars and conversations want ``Version: 2021-04-15``)."""

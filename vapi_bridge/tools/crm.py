@@ -105,34 +105,31 @@ def upsert_contact(arguments: dict[str, Any], ctx: Context) -> str:
 
 @tool("add_tag")
 def add_tag(arguments: dict[str, Any], ctx: Context) -> str:
-    urls, ghl = _mode(ctx)
-    args = _Arguments("add_tag", arguments, ctx)
-    tag = args.required("tag", "the tag")
-    phone, email = args.phone_or_email()
-    if urls is not None:
-        _post_workflow(ctx, _default_url(urls, "add_tag"), "add_tag",
-                       {"phone": phone, "email": email, "tag": tag})
-        return "The tag was sent to the CRM."
-    contact = _contact(ghl, ctx, phone=phone, email=email)
-    ghl.add_tags(_ghl_id(contact), [tag])
-    _done(ctx, "add_tag", "api")
-    return "The tag is added."
+    return _write_to_contact(arguments, ctx, "add_tag", "tag", "the tag",
+                             lambda ghl, contact_id, tag: ghl.add_tags(contact_id, [tag]))
 
 
 @tool("add_note")
 def add_note(arguments: dict[str, Any], ctx: Context) -> str:
+    return _write_to_contact(arguments, ctx, "add_note", "note", "the note text",
+                             lambda ghl, contact_id, note: ghl.add_note(contact_id, note))
+
+
+def _write_to_contact(arguments: dict[str, Any], ctx: Context, name: str, field: str,
+                      what: str, write) -> str:
+    """add_tag / add_note: one value for the caller's contact, by workflow or by API."""
     urls, ghl = _mode(ctx)
-    args = _Arguments("add_note", arguments, ctx)
-    note = args.required("note", "the note text")
+    args = _Arguments(name, arguments, ctx)
+    value = args.required(field, what)
     phone, email = args.phone_or_email()
     if urls is not None:
-        _post_workflow(ctx, _default_url(urls, "add_note"), "add_note",
-                       {"phone": phone, "email": email, "note": note})
-        return "The note was sent to the CRM."
+        _post_workflow(ctx, _default_url(urls, name), name,
+                       {"phone": phone, "email": email, field: value})
+        return f"The {field} was sent to the CRM."
     contact = _contact(ghl, ctx, phone=phone, email=email)
-    ghl.add_note(_ghl_id(contact), note)
-    _done(ctx, "add_note", "api")
-    return "The note is added."
+    write(ghl, _ghl_id(contact), value)
+    _done(ctx, name, "api")
+    return f"The {field} is added."
 
 
 @tool("update_stage")
