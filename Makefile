@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint vercel-check clean
+.PHONY: run test lint bench vercel-check clean
 
 run: $(VENV)/.installed
 	$(BIN)/gunicorn
@@ -15,6 +15,12 @@ test: $(VENV)/.dev-installed
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
+
+# Throughput, store cost, memory and outside calls in one run (~4 min): bench/results.json.
+bench: $(VENV)/.dev-installed
+	bash bench/ensure_wrk.sh
+	bash scripts/ensure_redis.sh
+	$(BIN)/python -m bench.run_all
 
 # Builds the Vercel deployment offline and calls its handler with GET /health.
 vercel-check:

@@ -1,10 +1,10 @@
 """What one end-of-call-report costs with every integration configured (local fakes).
 
-Counts, per report: Redis commands (INFO commandstats), store round trips (HTTP
-requests to a local Upstash-protocol server in front of the same Redis: one request is
-one round trip), and HTTP requests to GoHighLevel, Slack and the Vapi API. Three
-contact sources: the id in the call's metadata, a phone lookup hit, a phone miss
-(lookup + create).
+Counts, per report: Redis commands (INFO commandstats), Redis round trips (requests
+redis-py sends and waits on, counted in-process), REST round trips (HTTP requests to a
+local Upstash-protocol server in front of the same Redis), and HTTP requests to
+GoHighLevel, Slack and the Vapi API. Three contact sources: the id in the call's
+metadata, a phone lookup hit, a phone miss (lookup + create).
 
     .venv/bin/python -m bench.delivery_cost
 """
@@ -18,6 +18,7 @@ import uuid
 
 import redis
 
+from bench import counted_round_trips, redis_commands
 from tests.fakes.ghl import FakeGhl
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
@@ -29,13 +30,6 @@ from vapi_bridge import create_app
 PHONE = "+14155550123"
 
 
-def commands(client: redis.Redis) -> int:
-    """Commands served, less our INFO and the handshake of each new pooled connection."""
-    stats = client.info("commandstats")
-    handshake = ("cmdstat_info", "cmdstat_hello", "cmdstat_ping", "cmdstat_client|setinfo")
-    return sum(v["calls"] for k, v in stats.items() if k not in handshake)
-
-
 def report(call_id: str, with_contact: bool) -> str:
     payload = copy.deepcopy(EOCR_CURRENT)
     payload["message"]["call"]["id"] = call_id
@@ -44,24 +38,25 @@ def report(call_id: str, with_contact: bool) -> str:
     return json.dumps(payload)
 
 
-def main() -> None:
-    logging.disable(logging.WARNING)
+CASES = [("id in call metadata", True, False), ("phone lookup (found)", False, True),
+         ("phone lookup + create", False, False)]
+
+
+def measure(url: str) -> list[dict]:
+    """One report per contact source and store; Redis commands, REST round trips, HTTP calls."""
     fakes = {"ghl": FakeGhl().start(), "slack": FakeSlack().start(), "vapi": FakeVapi().start()}
     outside = {"GHL_API_BASE_URL": fakes["ghl"].url, "SLACK_API_BASE_URL": fakes["slack"].api_url,
                "VAPI_API_BASE_URL": fakes["vapi"].url, "VAPI_API_KEY": fakes["vapi"].api_key,
                "GHL_API_KEY": "pit-bench", "GHL_LOCATION_ID": "loc-bench",
                "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_CHANNEL_ID": "C-bench"}
-    with redis_url_or_private() as url:
-        client = redis.Redis.from_url(url)
-        rest = UpstashRestFake(url, "bench").start()
-        prefix = f"benchcost{uuid.uuid4().hex[:6]}"
-        stores = {"redis": {"REDIS_URL": url},
-                  "kv-rest": {"KV_REST_API_URL": rest.url, "KV_REST_API_TOKEN": "bench"}}
-        print(f"{'contact source':24} {'redis cmds':>10} {'round trips':>11} {'GHL':>4} "
-              f"{'Slack':>5} {'Vapi':>4}")
-        for case, with_contact, known in [("id in call metadata", True, False),
-                                          ("phone lookup (found)", False, True),
-                                          ("phone lookup + create", False, False)]:
+    client = redis.Redis.from_url(url)
+    rest = UpstashRestFake(url, "bench").start()
+    prefix = f"benchcost{uuid.uuid4().hex[:6]}"
+    stores = {"redis": {"REDIS_URL": url},
+              "kv-rest": {"KV_REST_API_URL": rest.url, "KV_REST_API_TOKEN": "bench"}}
+    rows = []
+    try:
+        for case, with_contact, known in CASES:
             row = {}
             for store, env in stores.items():
                 app = create_app({**outside, **env, "STATE_STORAGE_PREFIX": prefix + store})
@@ -71,20 +66,41 @@ def main() -> None:
                     fakes["ghl"].add_contact(PHONE, "loc-bench")
                 for fake in fakes.values():
                     fake.requests.clear()
-                before, rest_before = commands(client), len(rest.server.log)
-                answer = app.test_client().post("/vapi/webhook", data=report(call_id, with_contact),
-                                                content_type="application/json")
+                before, rest_before = redis_commands(client), len(rest.server.log)
+                with counted_round_trips() as trips:
+                    answer = app.test_client().post("/vapi/webhook",
+                                                    data=report(call_id, with_contact),
+                                                    content_type="application/json")
                 assert answer.status_code == 200, answer.get_data(as_text=True)
-                row[store] = (commands(client) - before, len(rest.server.log) - rest_before,
+                row[store] = (redis_commands(client) - before, trips[0],
+                              len(rest.server.log) - rest_before,
                               *(len(fakes[name].requests) for name in ("ghl", "slack", "vapi")))
-            redis_cmds = row["redis"][0]
-            round_trips, ghl, slack, vapi = row["kv-rest"][1:]
-            print(f"{case:24} {redis_cmds:>10} {round_trips:>11} {ghl:>4} {slack:>5} {vapi:>4}")
+            ghl, slack, vapi = row["kv-rest"][3:]
+            rows.append({"contact_source": case, "redis_commands": row["redis"][0],
+                         "redis_round_trips": row["redis"][1],
+                         "rest_round_trips": row["kv-rest"][2], "ghl": ghl, "slack": slack,
+                         "vapi": vapi})
+    finally:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
         rest.stop()
-    for fake in fakes.values():
-        fake.stop()
+        for fake in fakes.values():
+            fake.stop()
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'contact source':24} {'redis cmds':>10} {'redis RTs':>9} {'REST RTs':>8} "
+          f"{'GHL':>4} {'Slack':>5} {'Vapi':>4}")
+    for r in rows:
+        print(f"{r['contact_source']:24} {r['redis_commands']:>10} {r['redis_round_trips']:>9} "
+              f"{r['rest_round_trips']:>8} {r['ghl']:>4} {r['slack']:>5} {r['vapi']:>4}")
+
+
+def main() -> None:
+    logging.disable(logging.WARNING)
+    with redis_url_or_private() as url:
+        print_rows(measure(url))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 import requests
 
+from bench import redis_commands
 from tests.redis_server import redis_url_or_private
 from tests.vapi.payloads import EOCR_CURRENT, status_update
 
@@ -31,13 +32,15 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def serve(env: dict[str, str], args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """gunicorn with gunicorn.conf.py on a free loopback port (``args`` add to its command
+    line, e.g. another app or ``--workers``); no access log, app logs from WARNING up."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port),
            "LOG_LEVEL": "WARNING", **env}
-    server = subprocess.Popen([str(GUNICORN), "--access-logfile", "/dev/null"], cwd=ROOT,
+    server = subprocess.Popen([str(GUNICORN), "--access-logfile", "/dev/null", *args], cwd=ROOT,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
@@ -50,10 +53,7 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 def commands(client: redis.Redis | None) -> int:
-    if client is None:
-        return 0
-    stats = client.info("commandstats")
-    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_ping"))
+    return 0 if client is None else redis_commands(client)
 
 
 def run(name: str, env: dict[str, str], client: redis.Redis | None, n: int) -> dict:
