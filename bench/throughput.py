@@ -106,10 +106,16 @@ def python_load(url: str, kind: str, seconds: int) -> dict:
             "non_2xx": failures[0], "socket_errors": 0, "p50_ms": q[49], "p99_ms": q[98]}
 
 
-def workers_of(server: subprocess.Popen) -> int:
-    """gunicorn's worker processes: the master's children."""
-    children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
-    return len(children)
+def workers_of(server: subprocess.Popen, expected: int) -> int:
+    """gunicorn's worker processes (the master's children), once ``expected`` are up or
+    after 10 s."""
+    children = Path(f"/proc/{server.pid}/task/{server.pid}/children")
+    for _ in range(100):
+        if len(children.read_text().split()) >= expected:
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the last one finish importing the app
+    return len(children.read_text().split())
 
 
 def measure(redis_url: str, seconds: int) -> dict:
@@ -118,24 +124,24 @@ def measure(redis_url: str, seconds: int) -> dict:
     redis_workers = 2 * (os.cpu_count() or 1) + 1  # what gunicorn.conf.py gives a real store
     client = redis.Redis.from_url(redis_url)
     prefix = f"benchtp{uuid.uuid4().hex[:6]}"
-    servers = [
-        ("baseline", {}, ("--workers", "1", "bench.baseline_app:app")),
-        ("memory", {"STATE_STORAGE": "memory"}, ()),
-        ("baseline", {}, ("--workers", str(redis_workers), "bench.baseline_app:app")),
-        ("redis", {"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix,
-                   "WEB_CONCURRENCY": str(redis_workers)}, ()),
+    servers = [  # name, environment, gunicorn arguments, workers expected
+        ("baseline", {}, ("--workers", "1", "bench.baseline_app:app"), 1),
+        ("memory", {"STATE_STORAGE": "memory"}, (), 1),
+        ("baseline", {}, ("--workers", str(redis_workers), "bench.baseline_app:app"),
+         redis_workers),
+        ("redis", {"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix}, (), redis_workers),
     ]
     rows = []
     try:
-        for name, env, args in servers:
+        for name, env, args, expected in servers:
             server, url = serve(env, args)
             try:
-                time.sleep(1)  # let every worker finish booting
-                workers = workers_of(server)
+                workers = workers_of(server, expected)
                 for kind in KINDS:
                     load(url, kind, 1)  # warm up: imports, connections, pools
                     before = redis_commands(client)
                     result = load(url, kind, seconds)
+                    # threads: gunicorn.conf.py's default (GUNICORN_THREADS is not passed)
                     row = {"server": name, "workers": workers, "threads": 8, "body": kind,
                            **{k: result[k] for k in ("rps", "p50_ms", "p99_ms", "requests",
                                                      "non_2xx", "socket_errors")}}
@@ -161,11 +167,13 @@ def print_table(results: dict) -> None:
     print(f"{results['tool']}, {results['connections']} connections, {results['seconds']} s "
           "per case, gunicorn gthread on loopback, new call id per request")
     print(f"{'server':9} {'workers x threads':>17} {'body':19} {'req/s':>8} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'vs baseline':>11} {'non-2xx':>7}")
+          f"{'p99 ms':>7} {'vs baseline':>11} {'errors':>6} {'Redis cmds/req':>14}")
     for r in results["rows"]:
+        commands = r.get("redis_commands_per_request")
         print(f"{r['server']:9} {r['workers']:>8} x {r['threads']:<6} {r['body']:19} "
               f"{r['rps']:8.0f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
-              f"{r['rps_vs_baseline']:10.0%} {r['non_2xx'] + r['socket_errors']:>8}")
+              f"{r['rps_vs_baseline']:10.0%} {r['non_2xx'] + r['socket_errors']:>7} "
+              f"{'' if commands is None else f'{commands:.2f}':>14}")
 
 
 if __name__ == "__main__":

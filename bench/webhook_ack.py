@@ -10,8 +10,6 @@ commands each report cost (from INFO commandstats).
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import signal
 import socket
@@ -24,9 +22,8 @@ from pathlib import Path
 import redis
 import requests
 
-from bench import redis_commands
+from bench import message, redis_commands
 from tests.redis_server import redis_url_or_private
-from tests.vapi.payloads import EOCR_CURRENT, status_update
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -61,11 +58,7 @@ def run(name: str, env: dict[str, str], client: redis.Redis | None, n: int) -> d
     session = requests.Session()
     headers = {"Content-Type": "application/json"}
     try:
-        bodies = []
-        for i in range(n):
-            payload = copy.deepcopy(EOCR_CURRENT)
-            payload["message"]["call"]["id"] = f"bench-{name}-{i}"
-            bodies.append(json.dumps(payload))
+        bodies = [message("end-of-call-report", f"bench-{name}-{i}") for i in range(n)]
         for body in bodies[:50]:  # warm up connections and imports
             session.post(f"{url}/vapi/webhook", data=body, headers=headers)
         timings, before = [], commands(client)
@@ -78,7 +71,7 @@ def run(name: str, env: dict[str, str], client: redis.Redis | None, n: int) -> d
         before = commands(client)
         for i in range(n - 50):
             session.post(f"{url}/vapi/webhook", headers=headers,
-                         data=json.dumps(status_update("ringing", f"bench-{name}-{i}")))
+                         data=message("status-update", f"bench-{name}-{i}"))
         per_status = (commands(client) - before) / (n - 50)
     finally:
         server.send_signal(signal.SIGTERM)
