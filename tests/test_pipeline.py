@@ -166,7 +166,7 @@ def test_daily_limit_spent_is_not_retried(bridge, ghl):
     post(app, report())
     assert ghl.notes == [] and len(ghl.requests) == 1
     note = delivery(app)["note"]
-    assert note["status"] == "failed" and "HTTP 429" in note["last_error"]
+    assert note["status"] == "parked" and "HTTP 429" in note["last_error"]
 
 
 def test_ghl_down_releases_the_claim_and_a_later_delivery_succeeds(bridge, ghl):
@@ -174,7 +174,7 @@ def test_ghl_down_releases_the_claim_and_a_later_delivery_succeeds(bridge, ghl):
     app = bridge()
     post(app, report())
     assert ghl.notes == []
-    assert delivery(app)["note"]["status"] == "failed"
+    assert delivery(app)["note"]["status"] == "parked"
     assert app.extensions["state_storage"].was_note_sent("call-1", "ghl-contact-7") is False
     post(app, report())
     assert len(ghl.notes) == 1
@@ -187,7 +187,8 @@ def test_permanent_ghl_error_is_not_retried(bridge, ghl):
     app = bridge()
     post(app, report())
     assert len(ghl.requests) == 1
-    assert "HTTP 401" in delivery(app)["note"]["last_error"]
+    note = delivery(app)["note"]
+    assert note["status"] == "dead" and "HTTP 401" in note["last_error"]
 
 
 def test_slack_down_never_blocks_the_note(bridge, ghl, slack):
@@ -196,7 +197,7 @@ def test_slack_down_never_blocks_the_note(bridge, ghl, slack):
     post(app, report())
     assert len(ghl.notes) == 1
     slack_step = delivery(app)["slack"]
-    assert slack_step["status"] == "failed" and slack_step["last_error"].startswith("slack:")
+    assert slack_step["status"] == "parked" and slack_step["last_error"].startswith("slack:")
 
 
 def test_slack_incoming_webhook_and_mention(bridge, slack):
@@ -214,7 +215,8 @@ def test_slow_ghl_is_pending_at_the_deadline(bridge, ghl, slack):
     response = post(app, report())
     assert response.status_code == 200
     steps = delivery(app)
-    assert steps["note"]["status"] == "pending"
+    assert steps["note"]["status"] == "parked"
+    assert steps["note"]["last_error"] == "still running at the pipeline deadline"
     assert steps["slack"]["status"] == "ok"
 
 

@@ -1,10 +1,12 @@
 """The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack.
 
 It runs inside the request (on Vercel, work after the response may never run) and
-stays within ``PIPELINE_DEADLINE_SECONDS``: a step still running then is recorded
-``pending``, not dropped. Each step runs at most once per call (and contact) thanks
-to a claim in the store; a failed step gives its claim back so a later delivery can
-succeed. Every step's outcome is written to the call's metadata under ``delivery``.
+stays within ``PIPELINE_DEADLINE_SECONDS``. A step that failed with a retryable error,
+or is still running at the deadline, is parked in the outbox and retried later; one that
+can never succeed (401, 403, 404, 422) goes to the dead letters. Each step runs at most
+once per call (and contact) thanks to a claim in the store; a failed step gives its
+claim back so a retry can succeed. Every step's outcome is written to the call's
+metadata under ``delivery``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +23,14 @@ from . import render
 from .clients import Client
 from .context import Context
 from .integrations import DeliveryError
+from .outbox import DrainSummary, Job, Outbox, drain
 from .storage import check_id
 from .vapi.messages import CallReport, EndOfCallReportSchema, InvalidPayload, validate
 
 log = logging.getLogger(__name__)
+# A step's hold on its claim while it runs: a process that dies mid-delivery frees it
+# after this, for the outbox to retry (a "done" mark keeps the full store TTL).
+DELIVERY_LEASE_SECONDS = 300
 # Fields the original service's metadata.ghl.contact may carry that GoHighLevel's upsert accepts.
 UPSERT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName", "source",
                  "timezone", "address1", "city", "state", "postalCode", "country", "website",
@@ -32,21 +39,37 @@ UPSERT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName
 
 @dataclass(frozen=True)
 class StepResult:
-    status: str  # ok | pending | failed | skipped
+    status: str  # ok | pending | failed | skipped; then parked | dead once the outbox has it
     attempts: int = 0
     last_error: str | None = None
+    retryable: bool = True
+    due_at: float | None = None
 
     @classmethod
     def failed(cls, error: Exception) -> StepResult:
-        return cls("failed", 1, str(error)[:300])
+        return cls("failed", 1, str(error)[:300], getattr(error, "retryable", True))
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As kept in the call's metadata: when it is due again, why it cannot be."""
+        data = {"status": self.status, "attempts": self.attempts, "last_error": self.last_error}
+        if self.due_at:
+            data["due_at"] = self.due_at
+        if self.status in ("failed", "dead"):
+            data["retryable"] = self.retryable
+        return data
 
 
 def receive(report: CallReport, ctx: Context, *,
             from_vapi: bool = False) -> tuple[Client, dict[str, dict[str, Any]]]:
     """Store an ended call, resolve its client, deliver it: (client, per-step outcome)."""
-    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
     client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
-    if not report.contact_id:  # a call started by /ghl/outbound-call: we know its contact
+    # A call started by /ghl/outbound-call: we know its contact (only worth a read if
+    # some client has somewhere to deliver to).
+    if not report.contact_id and ctx.integrations.any:
         started_here = ctx.state.get_call_contact(report.call_id) or {}
         if started_here.get("contactId"):
             report = dataclasses.replace(report, contact_id=started_here["contactId"])
@@ -54,31 +77,108 @@ def receive(report: CallReport, ctx: Context, *,
     log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
              report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
     ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)
+    if not (ctx.integrations.ghl(client) or ctx.integrations.slack(client)):
+        # Nothing to deliver: one write says it all.
+        return client, _record(report, ctx, None, _unconfigured(client), summary=True)
+    # Stored before any outside call, so a crash mid-delivery loses nothing.
+    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
     return client, run(report, ctx, from_vapi=from_vapi)
+
+
+def _unconfigured(client: Client) -> dict[str, StepResult]:
+    no_ghl = StepResult("skipped", 0, f"GoHighLevel is not configured for {client.name}")
+    return {"note": no_ghl, "tags": no_ghl,
+            "slack": StepResult("skipped", 0, f"Slack is not configured for {client.name}")}
 
 
 def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[str, dict[str, Any]]:
     """Deliver an ended call for ``ctx.client``; the per-step outcome, also stored."""
     deadline = time.monotonic() + ctx.settings.pipeline_deadline
     client = ctx.client
+    no_slack = None if ctx.integrations.slack(client) else _unconfigured(client)["slack"]
     if not from_vapi:  # a call just read from Vapi has no more to give
         report = fill_gaps(report, ctx)
     contact_id, no_contact = resolve_contact(report, client, ctx)
-    slack = ctx.integrations.slack(client)
     steps = {
         "note": no_contact or (lambda: _note(report, client, contact_id, ctx)),
         "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
-        "slack": (lambda: _slack(report, client, contact_id, ctx)) if slack else StepResult(
-            "skipped", 0, f"Slack is not configured for {client.name}"),
+        "slack": no_slack or (lambda: _slack(report, client, contact_id, ctx)),
     }
-    results = _run_until(deadline, steps)
-    delivery = {name: dataclasses.asdict(result) for name, result in results.items()}
-    ctx.state.store_metadata(report.call_id, {**report.to_metadata(), "client": client.name,
-                                              "contact_id": contact_id or report.contact_id,
-                                              "delivery": delivery})
-    log.info("[END_OF_CALL] Delivered callId=%s client=%s %s", report.call_id, client.name,
+    results = _park_undelivered(report, ctx, contact_id, _run_until(deadline, steps))
+    return _record(report, ctx, contact_id, results)
+
+
+def _record(report: CallReport, ctx: Context, contact_id: str | None,
+            results: dict[str, StepResult], *, summary: bool = False) -> dict[str, dict[str, Any]]:
+    delivery = {name: result.to_dict() for name, result in results.items()}
+    metadata = {**report.to_metadata(), "client": ctx.client.name,
+                "contact_id": contact_id or report.contact_id, "delivery": delivery}
+    if summary:
+        ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata)
+    else:
+        ctx.state.store_metadata(report.call_id, metadata)
+    log.info("[END_OF_CALL] Delivered callId=%s client=%s %s", report.call_id, ctx.client.name,
              " ".join(f"{name}={result.status}" for name, result in results.items()))
     return delivery
+
+
+def outbox(ctx: Context) -> Outbox:
+    return Outbox(ctx.state, max_attempts=ctx.settings.retry_max_attempts,
+                  base_delay=ctx.settings.retry_base_delay)
+
+
+def _park_undelivered(report: CallReport, ctx: Context, contact_id: str | None,
+                      results: dict[str, StepResult]) -> dict[str, StepResult]:
+    """Failed and still-running steps go to the outbox; what it made of them replaces them."""
+    parked = dict(results)
+    for step, result in results.items():
+        if result.status in ("failed", "pending"):
+            job = outbox(ctx).park(Job(call_id=report.call_id, step=step, client=ctx.client.name,
+                                       report=report.to_dict(), contact_id=contact_id),
+                                   result.last_error, retryable=result.retryable)
+            parked[step] = _as_result(job, result.retryable)
+    return parked
+
+
+def _as_result(job: Job, retryable: bool) -> StepResult:
+    return StepResult("dead" if job.dead_at else "parked", job.attempts, job.last_error,
+                      retryable, job.due_at or None)
+
+
+def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
+    """One more try of a parked step: (delivered, error, retryable)."""
+    report = CallReport.from_dict(job.report)
+    client = (ctx.settings.clients.by_name(job.client)
+              or ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id))
+    ctx = dataclasses.replace(ctx, client=client, call_id=job.call_id)
+    contact_id, result = job.contact_id, None
+    if job.step != "slack" and not contact_id:
+        contact_id, result = resolve_contact(report, client, ctx)
+    if result is None:
+        result = STEPS[job.step](report, client, contact_id, ctx)
+    return result.done, result.last_error, result.retryable
+
+
+def drain_outbox(ctx: Context, *, progress: Callable[[Job, str], None] | None = None,
+                 **options: Any) -> DrainSummary:
+    """One pass of the outbox (options: see ``outbox.drain``); its summary."""
+    def after(job: Job, outcome: str) -> None:
+        _update_delivery(ctx, job, outcome)
+        if progress:
+            progress(job, outcome)
+
+    return drain(outbox(ctx), lambda job: redeliver(job, ctx), progress=after, **options)
+
+
+def _update_delivery(ctx: Context, job: Job, outcome: str) -> None:
+    """Show a retried step's latest state in the call's metadata (while it is kept)."""
+    metadata = ctx.state.get_metadata(job.call_id)
+    if metadata is None:
+        return
+    result = (StepResult("ok", job.attempts + 1) if outcome == "delivered"
+              else _as_result(job, job.dead_at is None))
+    metadata.setdefault("delivery", {})[job.step] = result.to_dict()
+    ctx.state.store_metadata(job.call_id, metadata)
 
 
 def fill_gaps(report: CallReport, ctx: Context) -> CallReport:
@@ -177,7 +277,7 @@ def _guarded(name: str, step) -> StepResult:
 
 def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver) -> StepResult:
     """Claim, deliver, mark done; give the claim back if delivery failed."""
-    if not ctx.state.claim(kind, *ids):
+    if not ctx.state.claim(kind, *ids, ttl=DELIVERY_LEASE_SECONDS):
         if ctx.state.is_done(kind, *ids):
             return StepResult("ok", 0)  # delivered by an earlier delivery of this report
         return StepResult("pending", 0, "another delivery holds the claim")
@@ -214,3 +314,6 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)
     return _once(ctx, "slack", (report.call_id,), lambda: slack.post(text, blocks))
+
+
+STEPS = {"note": _note, "tags": _tags, "slack": _slack}

@@ -47,10 +47,10 @@ def test_rest_one_round_trip_per_operation(store: StateStore, upstash):
 def test_redis_call_report_and_status_costs(store: StateStore, redis_client):
     store.backend.ping()
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1})  # noqa: E731
-    assert _redis_commands(redis_client, record) == {"set": 2}  # one pipeline
+    # One pipeline: metadata, summary, and the call's place among the recent calls.
+    assert _redis_commands(redis_client, record) == {"set": 2, "zadd": 1}
     advance = lambda: store.advance_status("c1", "ringing")  # noqa: E731
-    store.advance_status("c0", "queued")  # load the script once
-    assert _redis_commands(redis_client, advance) == {"evalsha": 1, "get": 1, "set": 1}
+    assert _redis_commands(redis_client, advance) == {"zadd": 1, "expire": 1}
 
 
 @pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
@@ -61,6 +61,8 @@ def test_rest_call_report_and_status_are_one_round_trip_each(store: StateStore, 
     bodies = upstash.commands()
     assert len(bodies) == 3
     assert [command[:2] for command in bodies[0]] == [
-        ["SET", store.key("metadata", "c1")], ["SET", store.key("summary", "c1")]]
-    assert bodies[1][0] == bodies[2][0] == "EVAL"
+        ["SET", store.key("metadata", "c1")], ["SET", store.key("summary", "c1")],
+        ["ZADD", store.key("recent-calls")]]
+    assert [command[0] for command in bodies[1]] == ["ZADD", "EXPIRE"]  # one /pipeline each
+    assert [command[0] for command in bodies[2]] == ["ZADD", "EXPIRE"]
     assert store.get_status("c1") == "ended"

@@ -247,15 +247,17 @@ def check_store(app) -> Counter:
     kinds: Counter = Counter()
     for key, (value, _expires) in list(app.extensions["state_storage"].backend._entries.items()):
         prefix, kind, *ids = key.split(":")
-        assert prefix == "vapi" and kind and ids, key
+        assert prefix == "vapi" and kind and (ids or kind == "recent-calls"), key
         assert all(check_id(part) == part for part in ids), key
         if kind in STORED_KINDS:
             assert len(ids) == 1, key
         if kind == "metadata":
             assert isinstance(json.loads(value), dict), value
-        elif kind == "status":
-            rank, _, status = value.partition(":")
-            assert status in CALL_STATUSES and int(rank) == CALL_STATUSES.index(status) + 1
+        elif kind == "status":  # {"rank": index of the status}
+            assert set(value) == {"rank"} and 0 <= value["rank"] < len(CALL_STATUSES), value
+        elif kind == "recent-calls":  # {callId: when it was recorded}
+            assert not ids, key
+            assert all(check_id(call_id) for call_id in value), value
         elif kind == "summary":
             assert isinstance(value, str) and value
         elif kind == "tool":  # a tool call's stored answer, for repeated deliveries

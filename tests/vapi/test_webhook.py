@@ -226,7 +226,7 @@ def test_report_is_handed_to_the_pipeline(app, client, monkeypatch):
     from vapi_bridge import pipeline
 
     seen = []
-    monkeypatch.setattr(pipeline, "run", lambda report, ctx, **_: seen.append((report, ctx)))
+    monkeypatch.setattr(pipeline, "receive", lambda report, ctx, **_: seen.append((report, ctx)))
     post(client, EOCR_CURRENT, headers={"X-Request-ID": "r-1"})
     [(report, ctx)] = seen
     assert (report.call_id, report.contact_id, ctx.call_id, ctx.request_id) == (
@@ -372,12 +372,16 @@ def test_store_down_is_503_with_a_request_id_and_the_call_id_in_the_log(caplog):
     assert "requestId=req-7" in caplog.text and "callId=call-2" in caplog.text
 
 
-def test_a_fault_of_ours_is_500_and_what_was_stored_stays(app, client, monkeypatch, caplog):
+def test_a_fault_of_ours_is_500_and_what_was_stored_stays(monkeypatch, caplog):
     from vapi_bridge import pipeline
 
     def explode(report, ctx, **_):
         raise RuntimeError("pipeline bug")
 
+    # With somewhere to deliver to, the call is stored before the delivery starts.
+    app = create_app({"GHL_API_KEY": "pit-1", "GHL_LOCATION_ID": "loc-1",
+                      "GHL_API_BASE_URL": "http://127.0.0.1:9"})
+    client = app.test_client()
     monkeypatch.setattr(pipeline, "run", explode)
     response = post(client, EOCR_CURRENT)
     assert response.status_code == 500

@@ -67,6 +67,11 @@ class Integrations:
         self.vapi = (VapiApi(settings.vapi_api_base_url, settings.vapi_api_key, timeout=timeout)
                      if settings.vapi_api_key else None)
 
+    @property
+    def any(self) -> bool:
+        """Whether any client has somewhere to deliver a call to."""
+        return bool(self._ghl or self._slack)
+
     def ghl(self, client: Client) -> GhlClient | None:
         return self._ghl.get(client.name)
 

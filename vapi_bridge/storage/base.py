@@ -7,7 +7,7 @@ only move strings with a TTL. Driver errors leave a backend as ``StorageError``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 
@@ -35,16 +35,49 @@ class Backend(ABC):
         """
 
     @abstractmethod
-    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
-        """Write several keys in one round trip (not atomic)."""
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        """Read several keys in one round trip (MGET)."""
+
+    @abstractmethod
+    def set_many(self, items: Mapping[str, str], *, ex: int,
+                 index: tuple[str, str, float] | None = None) -> None:
+        """Write several keys in one round trip (not atomic).
+
+        ``index`` = (sorted set, member, score) is added in the same round trip.
+        """
+
+    @abstractmethod
+    def delete(self, key: str) -> bool: ...
 
     @abstractmethod
     def delete_if_equals(self, key: str, value: str) -> bool:
         """Delete ``key`` only if it still holds ``value`` (one atomic step)."""
 
+    # Sorted sets (the outbox, the recent calls, the call status). Scores are floats.
     @abstractmethod
-    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
-        """Store ``"<rank>:<value>"`` unless the key holds an equal or higher rank (atomic)."""
+    def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
+             ex: int | None = None) -> bool:
+        """Add or re-score ``member``; with ``gt`` only to a higher score; ``ex`` sets the
+        key's TTL in the same round trip. Returns whether the member was added or changed."""
+
+    @abstractmethod
+    def zscore(self, key: str, member: str) -> float | None: ...
+
+    @abstractmethod
+    def zrange_by_score(self, key: str, *, max_score: float | None = None,
+                        limit: int | None = None,
+                        desc: bool = False) -> list[tuple[str, float]]:
+        """(member, score) pairs up to ``max_score``, lowest first (highest with ``desc``)."""
+
+    @abstractmethod
+    def zrem(self, key: str, member: str) -> bool: ...
+
+    @abstractmethod
+    def zcard(self, key: str) -> int: ...
+
+    @abstractmethod
+    def ztrim(self, key: str, keep: int) -> None:
+        """Keep only the ``keep`` highest-scored members."""
 
     @abstractmethod
     def ttl(self, key: str) -> int:
@@ -62,22 +95,3 @@ if redis.call("get", KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-# Monotonic write: values are "<rank>:<text>"; only a higher rank replaces one.
-SET_IF_HIGHER_LUA = """
-local current = redis.call("get", KEYS[1])
-if current then
-  local rank = tonumber(string.match(current, "^(%d+):"))
-  if rank and rank >= tonumber(ARGV[1]) then return 0 end
-end
-redis.call("set", KEYS[1], ARGV[1] .. ":" .. ARGV[2], "EX", ARGV[3])
-return 1
-"""
-
-
-def ranked(value: str | None) -> tuple[int, str] | None:
-    """Split a ``set_if_higher`` value into (rank, text)."""
-    if value is None:
-        return None
-    rank, _, text = value.partition(":")
-    return (int(rank), text) if rank.isdigit() else None

@@ -2,18 +2,20 @@
 
 Per process and lost on restart, so it cannot dedupe across gunicorn workers or
 Vercel instances. Thread-safe, expires by TTL, and bounded: past ``max_entries``
-the least recently written keys are evicted.
+the least recently written keys are evicted. A sorted set is one entry holding a
+``{member: score}`` dict.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from ..config import Settings
-from .base import Backend, ranked
+from .base import Backend
 
 
 class MemoryBackend(Backend):
@@ -26,7 +28,7 @@ class MemoryBackend(Backend):
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (value, expires_at); ordered by last write, oldest first.
-        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[str | dict[str, float], float]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryBackend:
@@ -41,8 +43,11 @@ class MemoryBackend(Backend):
 
     def get(self, key: str) -> str | None:
         with self._lock:
-            entry = self._live(key)
-            return entry[0] if entry else None
+            return self._string(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        with self._lock:
+            return [self._string(key) for key in keys]
 
     def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
         with self._lock:
@@ -51,10 +56,17 @@ class MemoryBackend(Backend):
             self._write(key, value, ex)
             return True
 
-    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
+    def set_many(self, items: Mapping[str, str], *, ex: int,
+                 index: tuple[str, str, float] | None = None) -> None:
         with self._lock:
             for key, value in items.items():
                 self._write(key, value, ex)
+        if index:
+            self.zadd(*index)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            return self._entries.pop(key, None) is not None
 
     def delete_if_equals(self, key: str, value: str) -> bool:
         with self._lock:
@@ -64,34 +76,78 @@ class MemoryBackend(Backend):
                 return True
             return False
 
-    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+    def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
+             ex: int | None = None) -> bool:
         with self._lock:
-            entry = self._live(key)
-            current = ranked(entry[0]) if entry else None
-            if current and current[0] >= rank:
-                return False
-            self._write(key, f"{rank}:{value}", ex)
-            return True
+            members, expires_at = self._zset(key)
+            current = members.get(member)
+            changed = current is None or (score > current if gt else score != current)
+            if changed:
+                members[member] = score
+            self._write(key, members, ex, expires_at)
+            return changed
+
+    def zscore(self, key: str, member: str) -> float | None:
+        with self._lock:
+            return self._zset(key)[0].get(member)
+
+    def zrange_by_score(self, key: str, *, max_score: float | None = None,
+                        limit: int | None = None,
+                        desc: bool = False) -> list[tuple[str, float]]:
+        with self._lock:
+            members = self._zset(key)[0]
+            pairs = sorted(((m, s) for m, s in members.items()
+                            if max_score is None or s <= max_score),
+                           key=lambda pair: (pair[1], pair[0]), reverse=desc)
+            return pairs[:limit] if limit is not None else pairs
+
+    def zrem(self, key: str, member: str) -> bool:
+        with self._lock:
+            return self._zset(key)[0].pop(member, None) is not None
+
+    def zcard(self, key: str) -> int:
+        with self._lock:
+            return len(self._zset(key)[0])
+
+    def ztrim(self, key: str, keep: int) -> None:
+        with self._lock:
+            members = self._zset(key)[0]
+            for member, _ in sorted(members.items(), key=lambda p: (p[1], p[0]))[:-keep or None]:
+                del members[member]
 
     def ttl(self, key: str) -> int:
         with self._lock:
             entry = self._live(key)
-            return max(1, round(entry[1] - self._clock())) if entry else -2
+            if not entry:
+                return -2
+            return -1 if math.isinf(entry[1]) else max(1, round(entry[1] - self._clock()))
 
     def ping(self) -> None:
         return None
 
     # Callers hold the lock.
-    def _live(self, key: str) -> tuple[str, float] | None:
+    def _string(self, key: str) -> str | None:
+        entry = self._live(key)
+        return entry[0] if entry and isinstance(entry[0], str) else None
+
+    def _zset(self, key: str) -> tuple[dict[str, float], float]:
+        """The sorted set at ``key`` (changed in place) and its expiry; a new one if absent."""
+        entry = self._live(key)
+        if entry and isinstance(entry[0], dict):
+            return entry[0], entry[1]
+        return {}, math.inf
+
+    def _live(self, key: str) -> tuple[str | dict[str, float], float] | None:
         entry = self._entries.get(key)
         if entry and entry[1] <= self._clock():
             del self._entries[key]
             return None
         return entry
 
-    def _write(self, key: str, value: str, ex: int) -> None:
+    def _write(self, key: str, value: str | dict[str, float], ex: int | None,
+               expires_at: float = math.inf) -> None:
         now = self._clock()
-        self._entries[key] = (value, now + ex)
+        self._entries[key] = (value, now + ex if ex is not None else expires_at)
         self._entries.move_to_end(key)
         # With one TTL for every key, write order is expiry order: drop the
         # expired head cheaply, then evict the oldest past the bound.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, SET_IF_HIGHER_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ class RedisBackend(Backend):
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
         )
         self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
-        self._set_if_higher = self._client.register_script(SET_IF_HIGHER_LUA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackend:
@@ -69,20 +68,65 @@ class RedisBackend(Backend):
         with _wrapped():
             return bool(self._client.set(key, value, ex=ex, nx=nx))
 
-    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        if not keys:
+            return []
+        with _wrapped():
+            return self._client.mget(keys)
+
+    def set_many(self, items: Mapping[str, str], *, ex: int,
+                 index: tuple[str, str, float] | None = None) -> None:
         with _wrapped():
             pipe = self._client.pipeline(transaction=False)
             for key, value in items.items():
                 pipe.set(key, value, ex=ex)
+            if index:
+                pipe.zadd(index[0], {index[1]: index[2]})
             pipe.execute()
+
+    def delete(self, key: str) -> bool:
+        with _wrapped():
+            return bool(self._client.delete(key))
 
     def delete_if_equals(self, key: str, value: str) -> bool:
         with _wrapped():
             return bool(self._delete_if_equals(keys=[key], args=[value]))
 
-    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
+    def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
+             ex: int | None = None) -> bool:
         with _wrapped():
-            return bool(self._set_if_higher(keys=[key], args=[rank, value, ex]))
+            if ex is None:
+                return bool(self._client.zadd(key, {member: score}, gt=gt, ch=True))
+            pipe = self._client.pipeline(transaction=False)
+            pipe.zadd(key, {member: score}, gt=gt, ch=True)
+            pipe.expire(key, ex)
+            return bool(pipe.execute()[0])
+
+    def zscore(self, key: str, member: str) -> float | None:
+        with _wrapped():
+            return self._client.zscore(key, member)
+
+    def zrange_by_score(self, key: str, *, max_score: float | None = None,
+                        limit: int | None = None,
+                        desc: bool = False) -> list[tuple[str, float]]:
+        top = "+inf" if max_score is None else repr(max_score)
+        paging = {"start": 0, "num": limit} if limit is not None else {}
+        with _wrapped():
+            if desc:
+                return self._client.zrevrangebyscore(key, top, "-inf", withscores=True, **paging)
+            return self._client.zrangebyscore(key, "-inf", top, withscores=True, **paging)
+
+    def zrem(self, key: str, member: str) -> bool:
+        with _wrapped():
+            return bool(self._client.zrem(key, member))
+
+    def zcard(self, key: str) -> int:
+        with _wrapped():
+            return int(self._client.zcard(key))
+
+    def ztrim(self, key: str, keep: int) -> None:
+        with _wrapped():
+            self._client.zremrangebyrank(key, 0, -keep - 1)
 
     def ttl(self, key: str) -> int:
         with _wrapped():

@@ -7,7 +7,7 @@ travels as ``Authorization: Bearer``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import requests
@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, SET_IF_HIGHER_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
 
 
 class RestBackend(Backend):
@@ -47,14 +47,51 @@ class RestBackend(Backend):
         args = ["SET", key, value, "EX", ex] + (["NX"] if nx else [])
         return self._command(*args) == "OK"
 
-    def set_many(self, items: Mapping[str, str], *, ex: int) -> None:
-        self._pipeline([["SET", key, value, "EX", ex] for key, value in items.items()])
+    def get_many(self, keys: Sequence[str]) -> list[str | None]:
+        return list(self._command("MGET", *keys)) if keys else []
+
+    def set_many(self, items: Mapping[str, str], *, ex: int,
+                 index: tuple[str, str, float] | None = None) -> None:
+        commands = [["SET", key, value, "EX", ex] for key, value in items.items()]
+        if index:
+            commands.append(["ZADD", index[0], repr(index[2]), index[1]])
+        self._pipeline(commands)
+
+    def delete(self, key: str) -> bool:
+        return bool(self._command("DEL", key))
 
     def delete_if_equals(self, key: str, value: str) -> bool:
         return bool(self._command("EVAL", DELETE_IF_EQUALS_LUA, 1, key, value))
 
-    def set_if_higher(self, key: str, rank: int, value: str, *, ex: int) -> bool:
-        return bool(self._command("EVAL", SET_IF_HIGHER_LUA, 1, key, rank, value, ex))
+    def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
+             ex: int | None = None) -> bool:
+        zadd = ["ZADD", key, *(["GT"] if gt else []), "CH", repr(score), member]
+        if ex is None:
+            return bool(self._command(*zadd))
+        return bool(self._pipeline([zadd, ["EXPIRE", key, ex]])[0])
+
+    def zscore(self, key: str, member: str) -> float | None:
+        score = self._command("ZSCORE", key, member)
+        return float(score) if score is not None else None
+
+    def zrange_by_score(self, key: str, *, max_score: float | None = None,
+                        limit: int | None = None,
+                        desc: bool = False) -> list[tuple[str, float]]:
+        top = "+inf" if max_score is None else repr(max_score)
+        bounds = ["ZREVRANGEBYSCORE", key, top, "-inf"] if desc else [
+            "ZRANGEBYSCORE", key, "-inf", top]
+        paging = ["LIMIT", 0, limit] if limit is not None else []
+        flat = self._command(*bounds, "WITHSCORES", *paging) or []
+        return [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    def zrem(self, key: str, member: str) -> bool:
+        return bool(self._command("ZREM", key, member))
+
+    def zcard(self, key: str) -> int:
+        return int(self._command("ZCARD", key))
+
+    def ztrim(self, key: str, keep: int) -> None:
+        self._command("ZREMRANGEBYRANK", key, 0, -keep - 1)
 
     def ttl(self, key: str) -> int:
         return int(self._command("TTL", key))

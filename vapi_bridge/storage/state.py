@@ -6,6 +6,7 @@ Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from .base import Backend, StorageError, ranked
+from .base import Backend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ ANSWER_PREFIX = "answer:"
 _MAX_OPEN_CLAIMS = 10_000
 # Vapi's call statuses in the order a call moves through them.
 CALL_STATUSES = ("scheduled", "queued", "ringing", "in-progress", "forwarding", "ended")
+RECENT_CALLS = 50  # what the status page lists
+TRIM_RECENT_EVERY = 64
 
 
 def check_id(value: object, what: str = "id") -> str:
@@ -49,6 +52,7 @@ class StateStore:
         # Tokens of the claims this process holds, so release only undoes our own.
         self._claims: OrderedDict[str, str] = OrderedDict()
         self._claims_lock = threading.Lock()
+        self._recorded = itertools.count(1)
 
     def key(self, kind: str, *ids: str) -> str:
         return ":".join([self.prefix, kind, *ids])
@@ -73,29 +77,42 @@ class StateStore:
         value = self.backend.get(self.key("metadata", check_id(call_id, "call_id")))
         return json.loads(value) if value is not None else None
 
+    def recent_calls(self, limit: int = RECENT_CALLS) -> list[dict[str, Any]]:
+        """The metadata of the last calls recorded, newest first (expired ones left out)."""
+        ids = [member for member, _ in self.backend.zrange_by_score(
+            self.key("recent-calls"), limit=limit, desc=True)]
+        values = self.backend.get_many([self.key("metadata", call_id) for call_id in ids])
+        return [{"call_id": call_id, **json.loads(value)}
+                for call_id, value in zip(ids, values, strict=True) if value]
+
     def record_call(self, call_id: str, *, summary: str | None,
                     metadata: dict[str, Any]) -> None:
-        """Summary and metadata of an ended call, in one round trip."""
+        """Summary and metadata of an ended call, listed among the recent calls: one round trip."""
         check_id(call_id, "call_id")
         items = {self.key("metadata", call_id): _json_object(metadata)}
         if summary:
             items[self.key("summary", call_id)] = summary
-        self.backend.set_many(items, ex=self.ttl)
+        recent = self.key("recent-calls")
+        self.backend.set_many(items, ex=self.ttl, index=(recent, call_id, time.time()))
+        # Trim now and then, not on every call: the list only has to stay bounded.
+        if next(self._recorded) % TRIM_RECENT_EVERY == 0:
+            self.backend.ztrim(recent, RECENT_CALLS)
         log.info("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
 
     # Call status: only ever moves forward (a late "ringing" never overwrites "ended").
+    # A one-member sorted set whose score is the status's rank: ZADD GT keeps it monotonic
+    # in one command (plus its EXPIRE), one round trip.
     def advance_status(self, call_id: str, status: str) -> bool:
         """Record ``status`` if it is later than the stored one; say whether it was."""
         key = self.key("status", check_id(call_id, "call_id"))
         if status not in CALL_STATUSES:
             return False
-        return self.backend.set_if_higher(key, CALL_STATUSES.index(status) + 1, status,
-                                          ex=self.ttl)
+        return self.backend.zadd(key, "rank", CALL_STATUSES.index(status), gt=True, ex=self.ttl)
 
     def get_status(self, call_id: str) -> str | None:
-        current = ranked(self.backend.get(self.key("status", check_id(call_id, "call_id"))))
-        return current[1] if current else None
+        rank = self.backend.zscore(self.key("status", check_id(call_id, "call_id")), "rank")
+        return CALL_STATUSES[int(rank)] if rank is not None else None
 
     # Notes: one per call and contact (the seed's API, over the generic claims below)
     def claim_note(self, call_id: str, contact_id: str) -> bool:

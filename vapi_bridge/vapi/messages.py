@@ -8,6 +8,7 @@ an object or a JSON string, and an embedded ``call`` that may be a stale snapsho
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import asdict, dataclass, field
@@ -384,11 +385,27 @@ class CallReport:
 
     def to_metadata(self) -> dict[str, Any]:
         """What the store keeps of the call (the transcript stays out: it can be large)."""
-        data = asdict(self)
+        data = self.to_dict()
         data.pop("transcript")
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """All of it as JSON-ready values (what the outbox keeps to deliver it later)."""
+        data = asdict(self)
         for name in ("started_at", "ended_at"):
             data[name] = data[name].isoformat() if data[name] else None
+        data["ghl_tags"] = list(self.ghl_tags)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallReport:
+        """The inverse of ``to_dict``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        for name in ("started_at", "ended_at"):
+            values[name] = datetime.fromisoformat(values[name]) if values.get(name) else None
+        values["ghl_tags"] = tuple(values.get("ghl_tags") or ())
+        return cls(**values)
 
 
 def _metadata_places(message: dict[str, Any]) -> list[dict[str, Any]]:
