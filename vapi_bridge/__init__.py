@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import errors, outbound, webhooks
+from . import admin, cli, cron, errors, outbound, webhooks
 from .config import load_settings
 from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
@@ -38,5 +38,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["integrations"] = Integrations(settings)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(outbound.bp)
+    app.register_blueprint(cron.bp)
+    app.register_blueprint(admin.bp)
+    cli.register(app)
     errors.register(app)
     return app

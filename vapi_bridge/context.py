@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+
+from flask import current_app, g, has_request_context
 
 from .clients import Client
 from .config import Settings
@@ -19,3 +22,12 @@ class Context:
     call_id: str | None = None
     client: Client | None = None  # resolved per call, never shared between requests
     customer_number: str | None = None  # the caller (inbound) or the called (outbound)
+
+
+def current_context() -> Context:
+    """The context of the current request (or CLI command: its own request id)."""
+    from .storage import get_state
+
+    request_id = g.request_id if has_request_context() else f"cli-{uuid.uuid4().hex[:12]}"
+    return Context(state=get_state(), settings=current_app.config["SETTINGS"],
+                   integrations=current_app.extensions["integrations"], request_id=request_id)

@@ -91,6 +91,18 @@ def _unconfigured(client: Client) -> dict[str, StepResult]:
             "slack": StepResult("skipped", 0, f"Slack is not configured for {client.name}")}
 
 
+def replay(call_id: str, ctx: Context) -> tuple[Client, dict[str, dict[str, Any]]] | None:
+    """Read a call from Vapi and deliver it again; None if Vapi has no such call.
+
+    Safe to repeat: the claims skip what was already delivered. Raises ``DeliveryError``
+    when Vapi cannot be read (``ctx.integrations.vapi`` must be set).
+    """
+    call = ctx.integrations.vapi.get_call(call_id)
+    if call is None:
+        return None
+    return receive(report_from_call(call), ctx, from_vapi=True)
+
+
 def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[str, dict[str, Any]]:
     """Deliver an ended call for ``ctx.client``; the per-step outcome, also stored."""
     deadline = time.monotonic() + ctx.settings.pipeline_deadline

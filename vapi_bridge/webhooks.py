@@ -9,7 +9,7 @@ from functools import wraps
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from . import pipeline
-from .context import Context
+from .context import current_context
 from .integrations import DeliveryError
 from .storage import check_id, get_state
 from .vapi import auth, handlers, messages
@@ -39,17 +39,12 @@ def authenticated(view):
     return checked
 
 
-def _context() -> Context:
-    return Context(state=get_state(), settings=current_app.config["SETTINGS"],
-                   request_id=g.request_id, integrations=current_app.extensions["integrations"])
-
-
 @bp.post("/vapi/webhook")
 @authenticated
 def vapi_webhook():
     message = messages.parse(request.get_data(cache=True))
     g.message_type, g.call_id = message["type"], messages.loggable_call_id(message)
-    return jsonify(handlers.dispatch(message, _context()))
+    return jsonify(handlers.dispatch(message, current_context()))
 
 
 @bp.post("/vapi/pull-metadata")
@@ -62,18 +57,18 @@ def pull_metadata():
         g.call_id = check_id(call_id, "callId")
     except ValueError as exc:
         raise messages.InvalidPayload({"callId": [str(exc)]}) from None
-    ctx = _context()
+    ctx = current_context()
     if ctx.integrations.vapi is None:
         return jsonify(error="vapi_api_not_configured",
                        message="Set VAPI_API_KEY to read calls from Vapi."), 503
     try:
-        call = ctx.integrations.vapi.get_call(call_id)
+        replayed = pipeline.replay(call_id, ctx)
     except DeliveryError as exc:
         log.warning("[METADATA_PULL] Vapi unavailable callId=%s: %s", call_id, exc)
         return jsonify(error="vapi_unavailable", message=str(exc)), 502
-    if call is None:
+    if replayed is None:
         return jsonify(error="call_not_found", callId=call_id), 404
-    client, delivery = pipeline.receive(pipeline.report_from_call(call), ctx, from_vapi=True)
+    client, delivery = replayed
     return jsonify(callId=call_id, client=client.name, delivery=delivery)
 
 
