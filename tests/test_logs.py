@@ -64,3 +64,49 @@ def test_lines_carry_ids_and_never_secrets(log_format, env):
     invalid = next(line for line in lines if "Invalid payload" in line["message"])
     assert (invalid["request_id"], invalid["call_id"]) == ("req-42", "call-7")
     assert any(line["message"] == "GET /x?number=***0123 token=x" for line in lines)
+
+
+EVERY_SECRET = {
+    "WEBHOOK_TOKEN": "hook-secret-9", "VAPI_WEBHOOK_HMAC_SECRET": "hmac-secret-9",
+    "GHL_API_KEY": "pit-secret-9", "GHL_LOCATION_ID": "loc-9", "SLACK_BOT_TOKEN": "xoxb-secret-9",
+    "SLACK_CHANNEL_ID": "C9", "VAPI_API_KEY": "vapi-key-secret-9", "CRON_SECRET": "cron-secret-9",
+    "ADMIN_TOKEN": "admin-secret-9",
+    # Nothing listens there: every delivery fails and logs why.
+    "GHL_API_BASE_URL": "http://127.0.0.1:9", "SLACK_API_BASE_URL": "http://127.0.0.1:9/api/",
+    "VAPI_API_BASE_URL": "http://127.0.0.1:9", "HTTP_TIMEOUT_SECONDS": "1",
+}
+CALL = """
+import json, logging
+from vapi_bridge import create_app
+app = create_app()
+client = app.test_client()
+report = {"message": {"type": "end-of-call-report", "endedReason": "customer-ended-call",
+          "call": {"id": "call-9", "customer": {"number": "+14155550199"}},
+          "customer": {"number": "+14155550199", "email": "ana@example.com"},
+          "analysis": {"summary": "Call +1 415 555 0199, mail ana@example.com"}}}
+client.post("/vapi/webhook?token=hook-secret-9", json=report,
+            headers={"X-Request-ID": "req-9", "X-Vapi-Secret": "hook-secret-9",
+                     "Authorization": "Bearer hook-secret-9", "x-signature": "sig-secret-9"})
+client.post("/vapi/webhook", json=report, headers={"x-signature": "sig-secret-9",
+                                                   "X-Request-ID": "req-10"})
+client.get("/cron/retry", headers={"Authorization": "Bearer cron-secret-9"})
+client.get("/", headers={"Authorization": "Basic YWRtaW46YWRtaW4tc2VjcmV0LTk="})
+"""
+
+
+def test_a_request_carrying_every_secret_leaves_none_in_the_log():
+    env = {"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG", **EVERY_SECRET}
+    result = subprocess.run([sys.executable, "-c", CALL], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    output = result.stderr
+    secrets = [value for name, value in EVERY_SECRET.items() if "secret" in value]
+    for secret in [*secrets, "sig-secret-9", "4155550199", "415 555 0199", "ana@example.com",
+                   "YWRtaW46YWRtaW4tc2VjcmV0LTk="]:
+        assert secret not in output, secret
+    lines = [json.loads(line) for line in output.splitlines()]
+    about_the_call = [line for line in lines if line.get("request_id") == "req-9"
+                      and line.get("event") in ("END_OF_CALL", "GHL", "SLACK", "OUTBOX")]
+    assert len(about_the_call) >= 3, output  # received, failed steps, parked...
+    for line in about_the_call:  # including the delivery threads' lines
+        assert (line["call_id"], line["client"]) == ("call-9", "default"), line

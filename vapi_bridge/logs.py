@@ -8,6 +8,7 @@ numbers (last 4 digits kept) are scrubbed from the message before it is written.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 import sys
@@ -45,13 +46,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# What every line logged in this context carries: request, call and client. A
+# ContextVar, not ``g``, so the delivery threads and the outbox drainer carry it too.
+_fields: contextvars.ContextVar[dict[str, str | None]] = contextvars.ContextVar("log_fields")
+LOG_FIELDS = ("request_id", "call_id", "client")
+
+
+def bind(**fields: str | None) -> None:
+    """Add ``fields`` (request_id, call_id, client) to every later line in this context."""
+    _fields.set({**_fields.get({}), **fields})
+
+
 class ContextFilter(logging.Filter):
-    """Adds ``request_id``, ``call_id`` and the seed's bracket tag as ``event``."""
+    """Adds ``request_id``, ``call_id``, ``client`` and the seed's bracket tag as ``event``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        fields = _fields.get({})
         in_request = has_request_context()
-        record.request_id = g.get("request_id") if in_request else None
-        record.call_id = g.get("call_id") if in_request else None
+        record.request_id = fields.get("request_id")
+        record.call_id = fields.get("call_id") or (g.get("call_id") if in_request else None)
+        record.client = fields.get("client")
         tag = _TAG.match(str(record.msg))
         record.event = tag.group(1) if tag else None
         return True
@@ -94,6 +108,7 @@ def install_request_ids(app: Flask) -> None:
     def assign():
         offered = request.headers.get("X-Request-ID", "")
         g.request_id = offered if _SAFE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+        _fields.set({"request_id": g.request_id})  # a pooled thread starts each request clean
 
     @app.after_request
     def expose(response):

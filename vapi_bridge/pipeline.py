@@ -11,6 +11,7 @@ metadata under ``delivery``.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import logging
 import time
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import render
+from . import logs, render
 from .clients import Client
 from .context import Context
 from .integrations import DeliveryError
@@ -74,6 +75,7 @@ def receive(report: CallReport, ctx: Context, *,
         if started_here.get("contactId"):
             report = dataclasses.replace(report, contact_id=started_here["contactId"])
             client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
+    logs.bind(call_id=report.call_id, client=client.name)
     log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
              report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
     ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)
@@ -163,6 +165,7 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
     client = (ctx.settings.clients.by_name(job.client)
               or ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id))
     ctx = dataclasses.replace(ctx, client=client, call_id=job.call_id)
+    logs.bind(request_id=ctx.request_id, call_id=job.call_id, client=client.name)
     contact_id, result = job.contact_id, None
     if job.step != "slack" and not contact_id:
         contact_id, result = resolve_contact(report, client, ctx)
@@ -270,7 +273,9 @@ def _run_until(deadline: float, steps: dict[str, Any]) -> dict[str, StepResult]:
     results = {name: step for name, step in steps.items() if isinstance(step, StepResult)}
     if todo:
         pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="delivery")
-        futures = {name: pool.submit(_guarded, name, step) for name, step in todo.items()}
+        # Each thread runs in a copy of this context: its lines keep the call's ids.
+        futures = {name: pool.submit(contextvars.copy_context().run, _guarded, name, step)
+                   for name, step in todo.items()}
         wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
         pool.shutdown(wait=False)  # a late step finishes on its own; its claim stops a twin
         results |= {name: future.result() if future.done()

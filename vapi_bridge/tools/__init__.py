@@ -7,6 +7,7 @@ result and error as a single-line string, one per ``toolCallId``, in order. Each
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
@@ -68,7 +69,8 @@ def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
     deadline = time.monotonic() + ctx.settings.tool_deadline
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(calls))),
                               thread_name_prefix="tool")
-    futures = [pool.submit(run_once, call, ctx, deadline) for call in calls]
+    futures = [pool.submit(contextvars.copy_context().run, run_once, call, ctx, deadline)
+               for call in calls]
     wait(futures, timeout=max(0.0, deadline - time.monotonic()))
     pool.shutdown(wait=False)  # a late tool finishes and stores its answer for a repeat
     answers = []

@@ -43,7 +43,7 @@ def _check_token(token: str, headers: Mapping[str, str], query: Mapping[str, str
     ]
     offered = [value for value in offered if value]
     if not offered:
-        return "token: none offered (X-Vapi-Secret, Authorization: Bearer or ?token=)"
+        return "token: none offered (in X-Vapi-Secret, an Authorization header or ?token)"
     expected = token.encode()
     # Compare every candidate: how many were tried must not depend on where a match is.
     matches = [hmac.compare_digest(value.strip().encode(), expected) for value in offered]

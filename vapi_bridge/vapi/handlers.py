@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import Schema
 
-from .. import pipeline, tools
+from .. import logs, pipeline, tools
 from ..context import Context
 from .messages import (
     CallReport,
@@ -83,6 +83,7 @@ def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
     call = message.get("call") or {}
     customer = message.get("customer") or call.get("customer") or {}
     client = ctx.settings.clients.resolve(call.get("assistantId"), call.get("phoneNumberId"))
+    logs.bind(client=client.name)
     return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"))
 
 
