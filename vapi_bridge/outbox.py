@@ -184,7 +184,7 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
         for job in outbox.jobs(dead=True, limit=limit):
             outbox.revive(job)
     pending = outbox.state.backend.zrange_by_score(
-        outbox.due_key, max_score=None if include_future or dead else outbox.clock(), limit=limit)
+        outbox.due_key, max_score=None if include_future else outbox.clock(), limit=limit)
     for member, _ in pending:
         outcome = _try(outbox, member, deliver)
         setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
