@@ -174,10 +174,12 @@ def _vanished(member: str) -> Job:
 
 def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]], *,
           include_future: bool = False, dead: bool = False, limit: int = 1000,
-          progress: Callable[[Job, str], None] | None = None) -> DrainSummary:
+          progress: Callable[[Job, str], None] | None = None,
+          deadline: float | None = None) -> DrainSummary:
     """One pass over what is due (everything with ``include_future``; the dead with ``dead``).
 
-    ``deliver(job)`` returns (delivered, error, retryable).
+    ``deliver(job)`` returns (delivered, error, retryable). No job is started after
+    ``deadline`` (a ``time.monotonic()`` value); the rest stay due for the next pass.
     """
     summary = DrainSummary()
     if dead:
@@ -186,6 +188,8 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
     pending = outbox.state.backend.zrange_by_score(
         outbox.due_key, max_score=None if include_future else outbox.clock(), limit=limit)
     for member, _ in pending:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         outcome = _try(outbox, member, deliver)
         setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
         if progress and outcome[1]:

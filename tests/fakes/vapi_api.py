@@ -1,4 +1,4 @@
-"""A Vapi API fake: GET /call/{id} from a dict of calls."""
+"""A Vapi API fake: GET /call/{id} and GET /call (list) from a dict of calls, POST /call."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class FakeVapi(Fake):
         self.created: list[dict[str, Any]] = []  # bodies of POST /call
         self.route(re.compile(r"/call/[^/]+"), "GET", self._get_call)
         self.route("/call", "POST", self._create_call)
+        self.route("/call", "GET", self._list_calls)
 
     def _get_call(self, request: Request) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -26,6 +27,11 @@ class FakeVapi(Fake):
         if call is None:
             return json_response({"message": "Not Found", "statusCode": 404}, 404)
         return json_response(call)
+
+    def _list_calls(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return json_response({"message": "Invalid Key"}, 401)
+        return json_response(list(self.calls.values())[:int(request.args.get("limit", 100))])
 
     def _create_call(self, request: Request) -> Response:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":

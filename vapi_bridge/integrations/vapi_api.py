@@ -26,6 +26,10 @@ class VapiApi:
         """The call, or ``None`` when Vapi does not know it."""
         return self._call("GET", f"/call/{call_id}", not_found_ok=True)
 
+    def check(self) -> None:
+        """The cheapest authenticated read (``GET /call?limit=1``); raises ``DeliveryError``."""
+        self._call("GET", "/call", params={"limit": 1})
+
     def create_call(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /call``; only a connection that never reached Vapi is retried (no twin calls)."""
         call = self._call("POST", "/call", json=body)
