@@ -20,7 +20,11 @@ def test_health_reports_each_backend(backend_env):
     storage = body["storage"]
     assert storage["available"] is True and storage["latency_ms"] >= 0
     assert storage["backend"] == create_app(backend_env).extensions["state_storage"].backend.name
-    assert set(storage) >= {"type", "backend", "persistent", "available", "latency_ms"}
+    assert set(storage) >= {"type", "backend", "persistent", "available", "latency_ms",
+                            "fallback", "degraded"}
+    # A persistent store has the in-process fallback standing by; the dict needs none.
+    assert storage["fallback"] == ("memory" if storage["persistent"] else None)
+    assert storage["degraded"] is False
 
 
 @pytest.mark.parametrize("env", [
@@ -35,6 +39,16 @@ def test_store_down_at_start_up_still_serves_a_degraded_health(env):
     assert body["status"] == "degraded"
     assert body["storage"]["available"] is False
     assert body["storage"]["latency_ms"] is None
+    assert body["storage"]["backend"] == app.extensions["state_storage"].backend.name
+    assert (body["storage"]["fallback"], body["storage"]["degraded"]) == ("memory", True)
+
+
+def test_without_the_fallback_a_store_down_is_degraded_too():
+    app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0", "STATE_STORAGE_FALLBACK": "none"})
+    response = app.test_client().get("/health")
+    assert response.status_code == 503
+    storage = response.get_json()["storage"]
+    assert (storage["available"], storage["fallback"], storage["degraded"]) == (False, None, False)
 
 
 @pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)

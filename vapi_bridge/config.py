@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from .clients import DEFAULT_NAME, Client, ClientConfigError, ClientDirectory, load_clients
 
 STORAGE_BACKENDS = ("memory", "redis", "kv-rest")
+STORAGE_FALLBACKS = ("memory", "none")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 HMAC_ALGORITHMS = ("sha256", "sha512", "sha1")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -41,6 +42,7 @@ class Settings:
     storage_max_entries: int = 100_000
     storage_timeout: float = 2.0
     storage_connect_timeout: float = 1.0
+    storage_fallback: str = "memory"  # a persistent store that stops answering: memory | none
     log_level: str = "INFO"
     log_format: str = "text"  # json under gunicorn (gunicorn.conf.py) and on Vercel
     # Webhook authentication (either passes when both are set).
@@ -140,6 +142,10 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
                 " (or UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN)"
             )
 
+    fallback = (get("STATE_STORAGE_FALLBACK") or "memory").lower()
+    if fallback not in STORAGE_FALLBACKS:
+        raise ConfigError(f"STATE_STORAGE_FALLBACK must be memory or none (got {fallback!r})")
+
     prefix = get("STATE_STORAGE_PREFIX") or "vapi"
     if any(ch.isspace() for ch in prefix):
         raise ConfigError(f"STATE_STORAGE_PREFIX must not contain whitespace (got {prefix!r})")
@@ -185,6 +191,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         storage_max_entries=_number(get, "STATE_STORAGE_MAX_ENTRIES", int, 100_000),
         storage_timeout=_number(get, "STATE_STORAGE_TIMEOUT", float, 2.0),
         storage_connect_timeout=_number(get, "STATE_STORAGE_CONNECT_TIMEOUT", float, 1.0),
+        storage_fallback=fallback,
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         log_format=log_format,
         webhook_token=get("WEBHOOK_TOKEN"),

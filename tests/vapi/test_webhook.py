@@ -365,11 +365,18 @@ def test_transfer_destination_request(client):
 
 # Faults of ours and of the store
 def test_store_down_is_503_with_a_request_id_and_the_call_id_in_the_log(caplog):
-    app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    # Without the in-process fallback (on by default: see tests/resilience).
+    app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0", "STATE_STORAGE_FALLBACK": "none"})
     response = post(app.test_client(), EOCR_CURRENT, headers={"X-Request-ID": "req-7"})
     assert response.status_code == 503
     assert response.get_json() == {"error": "storage_unavailable", "requestId": "req-7"}
     assert "requestId=req-7" in caplog.text and "callId=call-2" in caplog.text
+    assert "degraded" not in caplog.text
+    # With it, the same report is taken and kept in this process.
+    app = create_app({"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert post(app.test_client(), EOCR_CURRENT).get_json() == {"status": "received"}
+    assert state(app).get_call_summary("call-2") == "Booked a cleaning on Tuesday."
+    assert "[STATE_STORAGE] Redis not answering (ConnectionError): degraded" in caplog.text
 
 
 def test_a_fault_of_ours_is_500_and_what_was_stored_stays(monkeypatch, caplog):

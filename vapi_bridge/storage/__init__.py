@@ -3,7 +3,8 @@
 Choice, from ``Settings.storage_backend``: ``STATE_STORAGE`` if set, else Redis
 (``REDIS_URL`` / ``KV_URL``), else the REST API (``KV_REST_API_URL`` +
 ``KV_REST_API_TOKEN``), else an in-process dict. The app's ``StateStore`` lives in
-``app.extensions["state_storage"]``.
+``app.extensions["state_storage"]``. A persistent backend that stops answering is
+stood in for by an in-process dict (``fallback.py``) unless ``STATE_STORAGE_FALLBACK=none``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from flask import Flask, current_app
 
 from ..config import Settings
 from .base import Backend, StorageError
+from .fallback import with_fallback
 from .memory import MemoryBackend
 from .redis_backend import RedisBackend
 from .rest import RestBackend
@@ -45,7 +47,7 @@ class StateStorage:
         if "state_storage" in app.extensions:
             raise RuntimeError("StateStorage is already registered on this app")
         settings = settings or app.config["SETTINGS"]
-        backend = create_backend(settings)
+        backend = with_fallback(create_backend(settings), settings)
         if backend.persistent:
             log.info(backend.startup_message)
         else:

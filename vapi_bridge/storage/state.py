@@ -223,6 +223,9 @@ class StateStore:
             "available": available,
             "latency_ms": latency_ms,
             "ttl": self.ttl,
+            # With an in-process fallback (storage/fallback.py): whether it is serving now.
+            "fallback": getattr(self.backend, "fallback_name", None),
+            "degraded": getattr(self.backend, "degraded", False),
         }
 
 
