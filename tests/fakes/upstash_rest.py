@@ -18,7 +18,8 @@ from werkzeug import Request, Response
 class UpstashRestFake:
     def __init__(self, redis_url: str, token: str):
         self.token = token
-        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        # RESP2, as Upstash answers: WITHSCORES is a flat list of strings, not RESP3's pairs.
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True, protocol=2)
         # Raw replies as Redis sends them ("OK", ints, None), not redis-py's Python values.
         self.redis.response_callbacks.clear()
         self.server = HTTPServer(host="127.0.0.1", threaded=True)

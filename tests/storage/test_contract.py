@@ -172,3 +172,158 @@ def test_concurrent_status_updates_keep_the_latest(store: StateStore):
         moved = list(pool.map(lambda s: store.advance_status("call-1", s), statuses))
     assert store.get_status("call-1") == "ended"
     assert moved.count(True) <= len(CALL_STATUSES)
+
+
+# Primitives the outbox, the recent calls and the call status are built on.
+def test_get_many_keeps_the_order_and_gives_none_for_missing(store: StateStore):
+    backend = store.backend
+    assert backend.get_many([]) == []
+    backend.set(store.key("x", "a"), "1é", ex=60)
+    backend.set(store.key("x", "c"), "3", ex=60)
+    keys = [store.key("x", name) for name in ("c", "b", "a", "c")]
+    assert backend.get_many(keys) == ["3", None, "1é", "3"]
+
+
+def test_delete_says_whether_there_was_a_key(store: StateStore):
+    key = store.key("x", "1")
+    store.backend.set(key, "v", ex=60)
+    assert store.backend.delete(key) is True
+    assert store.backend.delete(key) is False
+    assert store.backend.get(key) is None
+
+
+def test_set_many_with_an_index_adds_the_member(store: StateStore):
+    index = store.key("idx")
+    store.backend.set_many({store.key("x", "1"): "a", store.key("x", "2"): "b"}, ex=60,
+                           index=(index, "member-1", 12.5))
+    assert store.backend.get_many([store.key("x", "1"), store.key("x", "2")]) == ["a", "b"]
+    assert store.backend.zscore(index, "member-1") == 12.5
+    assert 50 <= store.backend.ttl(store.key("x", "2")) <= 60
+    store.backend.set_many({store.key("x", "3"): "c"}, ex=60, index=(index, "member-1", 20.0))
+    assert store.backend.zrange_by_score(index) == [("member-1", 20.0)]
+
+
+def test_zadd_adds_rescores_and_reports_changes(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    assert backend.zscore(key, "a") is None
+    assert backend.zadd(key, "a", 1.5) is True
+    assert backend.zadd(key, "a", 1.5) is False  # nothing changed
+    assert backend.zadd(key, "a", 3.0) is True
+    assert backend.zscore(key, "a") == 3.0
+    score = time.time()  # the outbox's scores: epoch seconds, kept exactly
+    assert backend.zadd(key, "b", score) is True
+    assert backend.zscore(key, "b") == score
+    assert backend.zcard(key) == 2
+
+
+def test_zadd_gt_only_raises_a_score(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    assert backend.zadd(key, "m", 0, gt=True) is True  # a new member, even at 0
+    assert backend.zadd(key, "m", 2, gt=True) is True
+    assert backend.zadd(key, "m", 1, gt=True) is False
+    assert backend.zadd(key, "m", 2, gt=True) is False
+    assert backend.zscore(key, "m") == 2.0
+    assert backend.zadd(key, "m", 1) is True  # without gt, any score goes
+    assert backend.zscore(key, "m") == 1.0
+
+
+def test_zadd_ex_sets_the_ttl_and_a_plain_zadd_keeps_it(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    backend.zadd(key, "a", 1)
+    assert backend.ttl(key) == -1  # a sorted set written without ex has no expiry
+    assert backend.ttl(store.key("missing")) == -2
+    backend.zadd(key, "b", 2, ex=100)
+    assert 90 <= backend.ttl(key) <= 100
+    backend.zadd(key, "c", 3)
+    assert 90 <= backend.ttl(key) <= 100
+
+
+def test_zrange_by_score_orders_bounds_and_limits(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    assert backend.zrange_by_score(key) == []
+    for member, score in [("c", 30.0), ("a", 10.0), ("d", 40.0), ("b", 20.0), ("b2", 20.0)]:
+        backend.zadd(key, member, score)
+    everything = [("a", 10.0), ("b", 20.0), ("b2", 20.0), ("c", 30.0), ("d", 40.0)]
+    assert backend.zrange_by_score(key) == everything
+    assert backend.zrange_by_score(key, max_score=30.0) == everything[:4]  # inclusive
+    assert backend.zrange_by_score(key, max_score=29.9) == everything[:3]
+    assert backend.zrange_by_score(key, max_score=5) == []
+    assert backend.zrange_by_score(key, limit=2) == everything[:2]
+    assert backend.zrange_by_score(key, desc=True) == everything[::-1]
+    assert backend.zrange_by_score(key, desc=True, limit=2) == [("d", 40.0), ("c", 30.0)]
+    assert backend.zrange_by_score(key, max_score=20.0, desc=True) == [("b2", 20.0), ("b", 20.0),
+                                                                        ("a", 10.0)]
+
+
+def test_zrem_and_zcard(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    assert backend.zcard(key) == 0
+    assert backend.zrem(key, "a") is False
+    backend.zadd(key, "a", 1)
+    backend.zadd(key, "b", 2)
+    assert backend.zrem(key, "a") is True
+    assert backend.zrem(key, "a") is False
+    assert backend.zcard(key) == 1
+    assert backend.zrange_by_score(key) == [("b", 2.0)]
+
+
+def test_ztrim_keeps_the_highest_scores(store: StateStore):
+    key, backend = store.key("z"), store.backend
+    for n in range(10):
+        backend.zadd(key, f"m{n}", n)
+    backend.ztrim(key, 3)
+    assert backend.zrange_by_score(key) == [("m7", 7.0), ("m8", 8.0), ("m9", 9.0)]
+    backend.ztrim(key, 5)  # fewer than keep: nothing goes
+    assert backend.zcard(key) == 3
+
+
+def test_a_sorted_set_expires(store: StateStore):
+    key = store.key("z")
+    store.backend.zadd(key, "a", 1, ex=1)
+    time.sleep(1.2)
+    assert store.backend.zcard(key) == 0
+    assert store.backend.zscore(key, "a") is None
+    assert store.backend.ttl(key) == -2
+
+
+# Recent calls and the call status
+def test_recent_calls_newest_first_with_their_ids(store: StateStore):
+    assert store.recent_calls() == []
+    for n in range(1, 4):
+        store.record_call(f"call-{n}", summary=None, metadata={"n": n, "outcome": "completed"})
+    assert store.recent_calls() == [{"call_id": f"call-{n}", "n": n, "outcome": "completed"}
+                                    for n in (3, 2, 1)]
+    assert [call["call_id"] for call in store.recent_calls(limit=2)] == ["call-3", "call-2"]
+
+
+def test_recent_calls_leave_out_expired_metadata(store: StateStore):
+    for n in range(1, 4):
+        store.record_call(f"call-{n}", summary="s", metadata={"n": n})
+    store.backend.delete(store.key("metadata", "call-2"))  # as if its TTL had run out
+    assert [call["call_id"] for call in store.recent_calls()] == ["call-3", "call-1"]
+
+
+def test_recent_calls_stay_bounded(store: StateStore):
+    from vapi_bridge.storage.state import RECENT_CALLS, TRIM_RECENT_EVERY
+
+    for n in range(TRIM_RECENT_EVERY):
+        store.record_call(f"call-{n}", summary=None, metadata={"n": n})
+    assert store.backend.zcard(store.key("recent-calls")) == RECENT_CALLS
+    recent = store.recent_calls(limit=RECENT_CALLS + 10)
+    assert [call["n"] for call in recent] == list(range(TRIM_RECENT_EVERY - 1,
+                                                        TRIM_RECENT_EVERY - RECENT_CALLS - 1, -1))
+
+
+def test_status_starts_at_any_rank_and_refuses_unknown_ones(store: StateStore):
+    assert store.advance_status("call-1", "bogus") is False
+    assert store.get_status("call-1") is None
+    assert store.advance_status("call-1", "scheduled") is True  # rank 0 still counts
+    assert store.get_status("call-1") == "scheduled"
+    assert store.advance_status("call-1", "queued") is True
+    assert store.get_status("call-1") == "queued"
+    assert store.get_status("call-2") is None
+    for bad in ("a:b", "", None):
+        with pytest.raises(ValueError, match="must"):
+            store.advance_status(bad, "ringing")
+        with pytest.raises(ValueError, match="must"):
+            store.get_status(bad)
