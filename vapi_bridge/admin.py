@@ -137,7 +137,7 @@ def retry() -> Response:
                                         limit=RETRY_LIMIT,
                                         deadline=time.monotonic() + RETRY_SECONDS)
     except StorageError as exc:
-        log.warning("[ADMIN] Retry of %s failed, store unavailable: %s", what, exc)
+        log.warning("[ADMIN] Retry of %s failed, store unavailable (%s)", what, _kind(exc))
         flash(f"Store unavailable: the {what} were not retried.", "error")
         return redirect(url_for(".index"), 303)
     log.info("[ADMIN] Retried %s: %s", what, summary)
@@ -198,9 +198,14 @@ def _snapshot(ctx: Context) -> dict[str, Any]:
         data["dead"] = [job.summary() for job in outbox.jobs(dead=True, limit=LIST_JOBS)]
         data["calls"] = [_call(call) for call in ctx.state.recent_calls(50)]
     except StorageError as exc:
-        log.warning("[ADMIN] Store unavailable while reading the status page: %s", exc)
+        log.warning("[ADMIN] Store unavailable while reading the status page (%s)", _kind(exc))
         data["store_error"] = "store unavailable"
     return data
+
+
+def _kind(exc: StorageError) -> str:
+    """The driver's error type only: its message may carry the store's address."""
+    return type(exc.__cause__ or exc).__name__
 
 
 def _call(metadata: dict[str, Any]) -> dict[str, Any]:
