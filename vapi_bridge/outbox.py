@@ -60,7 +60,7 @@ class DrainSummary:
     delivered: int = 0
     parked: int = 0  # failed again, due later
     dead: int = 0
-    busy: int = 0  # held by another drainer
+    busy: int = 0  # held, or done since this pass listed it, by another drainer
     vanished: int = 0  # its job data had expired
 
     @property
@@ -142,10 +142,10 @@ class Outbox:
         finally:
             self.state.release("outbox-lease", call_id, step)
 
-    def forget(self, member: str) -> None:
-        """Drop an index entry whose job data expired."""
-        self.state.backend.zrem(self.due_key, member)
-        self.state.backend.zrem(self.dead_key, member)
+    def forget(self, member: str) -> bool:
+        """Drop an index entry whose job data expired; whether there was one."""
+        listed = self.state.backend.zrem(self.due_key, member)
+        return self.state.backend.zrem(self.dead_key, member) or listed
 
     def _bury(self, job: Job, now: float) -> Job:
         job = replace(job, dead_at=now, due_at=0.0)
@@ -187,10 +187,10 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
             outbox.revive(job)
     pending = outbox.state.backend.zrange_by_score(
         outbox.due_key, max_score=None if include_future else outbox.clock(), limit=limit)
-    for member, _ in pending:
+    for member, score in pending:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        outcome = _try(outbox, member, deliver)
+        outcome = _try(outbox, member, score, deliver)
         setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
         if progress and outcome[1]:
             progress(outcome[1], outcome[0])
@@ -199,13 +199,14 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
     return summary
 
 
-def _try(outbox: Outbox, member: str, deliver) -> tuple[str, Job | None]:
+def _try(outbox: Outbox, member: str, listed_due: float, deliver) -> tuple[str, Job | None]:
     with outbox.lease(member) as job:
         if job is None:
             return "busy", None
-        if not job.client:
-            outbox.forget(member)
-            return "vanished", None
+        if not job.client:  # expired, or delivered by another drainer since we listed it
+            return ("vanished" if outbox.forget(member) else "busy"), None
+        if job.due_at != listed_due:  # another drainer tried it since we listed it
+            return "busy", None
         delivered, error, retryable = deliver(job)
         if delivered:
             outbox.complete(job)
