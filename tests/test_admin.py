@@ -155,12 +155,12 @@ def test_page_shows_counts_jobs_and_recent_calls_with_their_delivery(make_app, b
 
     assert html.index('id="call-call-3"') < html.index('id="call-call-1"')  # newest first
     first = row(html, "call-1")
-    assert re.search(r'class="step-note">\s*<span class="status warn"\s+title="ghl: HTTP 429',
-                     first)
-    assert re.search(r'class="step-slack">\s*<span class="status ok"', first)
-    assert re.search(r'class="step-tags">\s*<span class="status muted"\s+'
+    assert re.search(r'class="step-note"><div>\s*<span class="status warn"\s+'
+                     r'title="ghl: HTTP 429', first)
+    assert re.search(r'class="step-slack"><div>\s*<span class="status ok"', first)
+    assert re.search(r'class="step-tags"><div>\s*<span class="status muted"\s+'
                      r'title="no tags for this call">skipped', first)
-    assert re.search(r'class="step-note">\s*<span class="status bad"[^>]*>dead',
+    assert re.search(r'class="step-note"><div>\s*<span class="status bad"[^>]*>dead',
                      row(html, "call-3"))
     assert ">default<" in first and ">completed<" in first and ">2:30<" in first
     assert "2026-11-25 10:02 UTC" in first
@@ -216,7 +216,7 @@ def test_retry_needs_the_csrf_token_then_drains_parked_and_dead(make_app, backen
     html = client.get("/", headers=basic()).get_data(as_text=True)
     assert "Retried parked jobs: delivered=2, parked=0, dead=0" in html
     assert (count(html, "parked"), count(html, "dead")) == (0, 1)
-    assert re.search(r'class="step-note">\s*<span class="status ok"', row(html, "call-1"))
+    assert re.search(r'class="step-note"><div>\s*<span class="status ok"', row(html, "call-1"))
 
     response = client.post("/admin/retry", data={"csrf_token": token, "dead": "1"},
                            headers=basic())
@@ -224,7 +224,7 @@ def test_retry_needs_the_csrf_token_then_drains_parked_and_dead(make_app, backen
     assert len(ghl.notes) == 3 and counts(app) == {"parked": 0, "dead": 0, "due": 0}
     html = client.get("/", headers=basic()).get_data(as_text=True)
     assert "Retried dead letters: delivered=1" in html
-    assert re.search(r'class="step-note">\s*<span class="status ok"', row(html, "call-3"))
+    assert re.search(r'class="step-note"><div>\s*<span class="status ok"', row(html, "call-3"))
 
 
 def test_retry_after_login_uses_the_session_token(make_app, integrations_env, ghl):
