@@ -215,9 +215,11 @@ def test_worker_once_drains_what_is_due(bridge, ghl, caplog):
     app = bridge(RETRY_BASE_DELAY_SECONDS="0.01")
     park_note(app, ghl)
     time.sleep(0.05)  # past the (tiny) backoff
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     result = run(app, "worker", "--once")
     assert result.exit_code == 0
     assert len(ghl.notes) == 1
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
     assert "[OUTBOX] Worker stopping" in caplog.text
 
 

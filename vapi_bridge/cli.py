@@ -236,12 +236,16 @@ def worker(once: bool) -> None:
     """Drain the outbox every WORKER_INTERVAL_SECONDS until SIGTERM or SIGINT."""
     interval = current_app.config["SETTINGS"].worker_interval
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # Only a flag: the pass under way finishes, then the loop ends.
-        signal.signal(signum, lambda *_: stop.set())
+    # Only a flag: the pass under way finishes, then the loop ends.
+    previous = {signum: signal.signal(signum, lambda *_: stop.set())
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     log.info("[OUTBOX] Worker started: a pass every %ss", interval)
-    for _ in _passes(stop, interval, once):
-        _one_pass()
+    try:
+        for _ in _passes(stop, interval, once):
+            _one_pass()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     log.info("[OUTBOX] Worker stopping")
 
 
