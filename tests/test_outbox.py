@@ -321,6 +321,28 @@ def test_ghl_down_for_two_attempts_then_one_note(bridge, ghl):
     assert len(ghl.notes) == 1 and len(ghl.requests) == 2 * REQUESTS_PER_ATTEMPT + 1
 
 
+def wait_until_due(app, count=1):
+    deadline = time.monotonic() + 10
+    while counts(app)["due"] < count:
+        assert time.monotonic() < deadline, "no job came due"
+        time.sleep(0.02)
+
+
+def test_settings_set_the_schedule_and_the_last_attempt(bridge, ghl):
+    ghl.fail_next(3 * REQUESTS_PER_ATTEMPT, 503)
+    app = bridge(RETRY_MAX_ATTEMPTS="3", RETRY_BASE_DELAY_SECONDS="0.1")
+    post(app, report())
+    assert delivery(app)["note"]["due_at"] < time.time() + 1
+    wait_until_due(app)
+    assert drain_app(app).parked == 1  # due on its own, no include_future
+    wait_until_due(app)
+    assert drain_app(app).dead == 1
+    note = delivery(app)["note"]
+    assert (note["status"], note["attempts"]) == ("dead", 3) and "HTTP 503" in note["last_error"]
+    assert counts(app) == {"parked": 0, "dead": 1, "due": 0}
+    assert ghl.notes == [] and len(ghl.requests) == 3 * REQUESTS_PER_ATTEMPT
+
+
 def test_a_422_goes_to_the_dead_letters_with_its_reason(bridge, ghl):
     ghl.fail_next(1, 422)
     app = bridge()
