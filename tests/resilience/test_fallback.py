@@ -9,6 +9,7 @@ import redis
 
 from vapi_bridge import create_app
 from vapi_bridge.config import settings_from_mapping
+from vapi_bridge.outbox import Job, Outbox
 from vapi_bridge.storage import StateStore, StorageError
 from vapi_bridge.storage.fallback import FallbackBackend, with_fallback
 from vapi_bridge.storage.memory import MemoryBackend
@@ -84,11 +85,33 @@ def test_the_store_is_probed_after_a_doubling_pause_then_recovers(backend, own_r
         pings = primary.pings
     own_redis.start()
     clock.now += 30
-    assert backend.get("k") is None  # the primary again: what was written during the outage stays
+    assert backend.get("k") == "during"  # the primary again, given what the outage wrote
     assert backend.degraded is False
     assert "[STATE_STORAGE] Redis answers again: recovered" in caplog.text
     backend.set("k", "after", ex=60)
     assert redis.Redis.from_url(own_redis.url, decode_responses=True).get("k") == "after"
+
+
+def test_what_the_outage_wrote_is_handed_back_to_the_store(backend, own_redis, clock):
+    store = StateStore(backend, prefix="t")
+    real = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    own_redis.kill()
+    box = Outbox(store)
+    box.park(Job(call_id="call-1", step="note", client="default", report={"call_id": "call-1"}),
+             "ghl: HTTP 503", retryable=True)
+    store.record_call("call-1", summary="during", metadata={"outcome": "completed"})
+    store.store_call_summary("call-0", "written while down")
+    store.mark_note_sent("call-2", "contact-2")
+    own_redis.start()  # empty: this Redis keeps nothing on disk
+    real.set("t:summary:call-0", "written since", ex=600)
+    clock.now += 1
+    assert store.get_call_summary("call-1") == "during"  # the probe: recovered, handed back
+    assert [job.call_id for job in box.jobs()] == ["call-1"]  # the drainers will see it
+    assert real.ttl("t:outbox:job:call-1:note") > 86400
+    assert real.zscore("t:recent-calls", "call-1") is not None
+    assert real.get("t:summary:call-0") == "written since"  # never over what the store holds
+    assert store.was_note_sent("call-2", "contact-2") is True
+    assert len(backend.fallback) == 0
 
 
 def test_a_refused_command_is_an_error_not_an_outage(backend):

@@ -7,9 +7,10 @@ after a pause that doubles from 1 s to 30 s: a dead Redis costs one failure per 
 not a timeout per request. Vapi sends a report once, so delivering it with in-process
 claims (a duplicate is possible across processes) beats answering 503 and losing it.
 
-What is written while degraded stays in this process; what the primary held before the
-outage is read again once it answers. A command the primary refuses while it still
-answers PING (bad data, not an outage) raises as before.
+What is written while degraded (call records, claims, parked deliveries) is handed back
+to the primary when it answers again, without overwriting what the primary holds. A
+command the primary refuses while it still answers PING (bad data, not an outage) raises
+as before.
 """
 
 from __future__ import annotations
@@ -191,3 +192,23 @@ class FallbackBackend(Backend):
             self._pause = 0.0
         log.warning("[STATE_STORAGE] %s answers again: recovered, back from in-process memory",
                     self.primary.label)
+        self._hand_back()
+
+    def _hand_back(self) -> None:
+        """Copy what was written while degraded to the primary: a parked delivery must reach
+        the drainers, a done mark must stop a repeat. Never over what the primary holds."""
+        entries = self.fallback.take_all()
+        try:
+            for key, value, ttl in entries:
+                if isinstance(value, dict):  # a sorted set: the outbox, a status...
+                    for member, score in value.items():
+                        self.primary.zadd(key, member, score, gt=True, ex=ttl)
+                else:
+                    self.primary.set(key, value, ex=ttl or 86400, nx=True)
+        except StorageError as exc:
+            log.error("[STATE_STORAGE] Hand-back to %s failed (%s): what was written during the"
+                      " outage is lost", self.primary.label, type(exc.__cause__ or exc).__name__)
+            return
+        if entries:
+            log.warning("[STATE_STORAGE] Handed %d entries written during the outage back to %s",
+                        len(entries), self.primary.label)

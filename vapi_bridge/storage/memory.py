@@ -125,6 +125,15 @@ class MemoryBackend(Backend):
     def ping(self) -> None:
         return None
 
+    def take_all(self) -> list[tuple[str, str | dict[str, float], int | None]]:
+        """Empty the store: every live (key, value, seconds left or None for no expiry)."""
+        with self._lock:
+            now = self._clock()
+            entries = [(key, value, None if math.isinf(at) else max(1, round(at - now)))
+                       for key, (value, at) in self._entries.items() if at > now]
+            self._entries.clear()
+            return entries
+
     # Callers hold the lock.
     def _string(self, key: str) -> str | None:
         entry = self._live(key)
