@@ -159,13 +159,14 @@ def measure(redis_url: str, seconds: int) -> dict:
         base = next(r for r in rows if r["server"] == "baseline" and r["body"] == row["body"]
                     and r["workers"] == row["workers"])
         row["rps_vs_baseline"] = row["rps"] / base["rps"]
-    tool = "wrk" if load is wrk else "python (wrk not installed)"
+    tool = (f"wrk -t{WRK_THREADS} -c{CONNECTIONS}" if load is wrk else
+            f"Python load generator, {CONNECTIONS} connections (wrk not installed)")
     return {"tool": tool, "connections": CONNECTIONS, "seconds": seconds, "rows": rows}
 
 
 def print_table(results: dict) -> None:
-    print(f"{results['tool']}, {results['connections']} connections, {results['seconds']} s "
-          "per case, gunicorn gthread on loopback, new call id per request")
+    print(f"{results['tool']}, {results['seconds']} s per case -> gunicorn gthread on loopback, "
+          "a new call id per request")
     print(f"{'server':9} {'workers x threads':>17} {'body':19} {'req/s':>8} {'p50 ms':>7} "
           f"{'p99 ms':>7} {'vs baseline':>11} {'errors':>6} {'Redis cmds/req':>14}")
     for r in results["rows"]:
