@@ -76,7 +76,7 @@ def receive(report: CallReport, ctx: Context, *,
             report = dataclasses.replace(report, contact_id=started_here["contactId"])
             client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
     logs.bind(call_id=report.call_id, client=client.name)
-    log.info("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
+    log.debug("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
              report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
     ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)
     if not (ctx.integrations.ghl(client) or ctx.integrations.slack(client)):
@@ -131,7 +131,8 @@ def _record(report: CallReport, ctx: Context, contact_id: str | None,
         ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata)
     else:
         ctx.state.store_metadata(report.call_id, metadata)
-    log.info("[END_OF_CALL] Delivered callId=%s client=%s %s", report.call_id, ctx.client.name,
+    log.info("[END_OF_CALL] Delivered callId=%s client=%s outcome=%s %s", report.call_id,
+             ctx.client.name, report.outcome,
              " ".join(f"{name}={result.status}" for name, result in results.items()))
     return delivery
 

@@ -108,7 +108,7 @@ def test_what_the_outage_wrote_is_handed_back_to_the_store(backend, own_redis, c
     assert store.get_call_summary("call-1") == "during"  # the probe: recovered, handed back
     assert [job.call_id for job in box.jobs()] == ["call-1"]  # the drainers will see it
     assert real.ttl("t:outbox:job:call-1:note") > 86400
-    assert real.zscore("t:recent-calls", "call-1") is not None
+    assert [call["call_id"] for call in store.recent_calls()] == ["call-1"]
     assert real.get("t:summary:call-0") == "written since"  # never over what the store holds
     assert store.was_note_sent("call-2", "contact-2") is True
     assert len(backend.fallback) == 0

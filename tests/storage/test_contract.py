@@ -192,15 +192,17 @@ def test_delete_says_whether_there_was_a_key(store: StateStore):
     assert store.backend.get(key) is None
 
 
-def test_set_many_with_an_index_adds_the_member(store: StateStore):
-    index = store.key("idx")
+def test_set_many_appends_to_a_capped_log(store: StateStore):
+    log = store.key("log")
+    assert store.backend.latest(log, 5) == []
     store.backend.set_many({store.key("x", "1"): "a", store.key("x", "2"): "b"}, ex=60,
-                           index=(index, "member-1", 12.5))
+                           append=(log, "first", 3))
     assert store.backend.get_many([store.key("x", "1"), store.key("x", "2")]) == ["a", "b"]
-    assert store.backend.zscore(index, "member-1") == 12.5
     assert 50 <= store.backend.ttl(store.key("x", "2")) <= 60
-    store.backend.set_many({store.key("x", "3"): "c"}, ex=60, index=(index, "member-1", 20.0))
-    assert store.backend.zrange_by_score(index) == [("member-1", 20.0)]
+    for value in ("second", "third", "fourth", "fourth"):
+        store.backend.set_many({}, ex=60, append=(log, value, 3))
+    assert store.backend.latest(log, 5) == ["fourth", "fourth", "third"]  # capped at 3
+    assert store.backend.latest(log, 2) == ["fourth", "fourth"]
 
 
 def test_zadd_adds_rescores_and_reports_changes(store: StateStore):
@@ -267,16 +269,6 @@ def test_zrem_and_zcard(store: StateStore):
     assert backend.zrange_by_score(key) == [("b", 2.0)]
 
 
-def test_ztrim_keeps_the_highest_scores(store: StateStore):
-    key, backend = store.key("z"), store.backend
-    for n in range(10):
-        backend.zadd(key, f"m{n}", n)
-    backend.ztrim(key, 3)
-    assert backend.zrange_by_score(key) == [("m7", 7.0), ("m8", 8.0), ("m9", 9.0)]
-    backend.ztrim(key, 5)  # fewer than keep: nothing goes
-    assert backend.zcard(key) == 3
-
-
 def test_a_sorted_set_expires(store: StateStore):
     key = store.key("z")
     store.backend.zadd(key, "a", 1, ex=1)
@@ -303,15 +295,16 @@ def test_recent_calls_leave_out_expired_metadata(store: StateStore):
     assert [call["call_id"] for call in store.recent_calls()] == ["call-3", "call-1"]
 
 
-def test_recent_calls_stay_bounded(store: StateStore):
-    from vapi_bridge.storage.state import RECENT_CALLS, TRIM_RECENT_EVERY
+def test_recent_calls_stay_bounded_and_show_a_repeat_once(store: StateStore):
+    from vapi_bridge.storage.state import RECENT_CALLS
 
-    for n in range(TRIM_RECENT_EVERY):
+    calls = 3 * RECENT_CALLS
+    for n in range(calls):
         store.record_call(f"call-{n}", summary=None, metadata={"n": n})
-    assert store.backend.zcard(store.key("recent-calls")) == RECENT_CALLS
-    recent = store.recent_calls(limit=RECENT_CALLS + 10)
-    assert [call["n"] for call in recent] == list(range(TRIM_RECENT_EVERY - 1,
-                                                        TRIM_RECENT_EVERY - RECENT_CALLS - 1, -1))
+    store.record_call("call-0", summary=None, metadata={"n": 0})  # Vapi sent it again
+    assert len(store.backend.latest(store.key("recent-calls"), 10 * calls)) == 2 * RECENT_CALLS
+    recent = store.recent_calls()
+    assert [call["n"] for call in recent] == [0, *range(calls - 1, calls - RECENT_CALLS, -1)]
 
 
 def test_status_starts_at_any_rank_and_refuses_unknown_ones(store: StateStore):

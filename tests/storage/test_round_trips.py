@@ -48,7 +48,7 @@ def test_redis_call_report_and_status_costs(store: StateStore, redis_client):
     store.backend.ping()
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1})  # noqa: E731
     # One pipeline: metadata, summary, and the call's place among the recent calls.
-    assert _redis_commands(redis_client, record) == {"set": 2, "zadd": 1}
+    assert _redis_commands(redis_client, record) == {"set": 2, "xadd": 1}
     advance = lambda: store.advance_status("c1", "ringing")  # noqa: E731
     assert _redis_commands(redis_client, advance) == {"zadd": 1, "expire": 1}
 
@@ -62,7 +62,7 @@ def test_rest_call_report_and_status_are_one_round_trip_each(store: StateStore, 
     assert len(bodies) == 3
     assert [command[:2] for command in bodies[0]] == [
         ["SET", store.key("metadata", "c1")], ["SET", store.key("summary", "c1")],
-        ["ZADD", store.key("recent-calls")]]
+        ["XADD", store.key("recent-calls")]]
     assert [command[0] for command in bodies[1]] == ["ZADD", "EXPIRE"]  # one /pipeline each
     assert [command[0] for command in bodies[2]] == ["ZADD", "EXPIRE"]
     assert store.get_status("c1") == "ended"

@@ -255,7 +255,7 @@ def check_store(app) -> Counter:
             assert isinstance(json.loads(value), dict), value
         elif kind == "status":  # {"rank": index of the status}
             assert set(value) == {"rank"} and 0 <= value["rank"] < len(CALL_STATUSES), value
-        elif kind == "recent-calls":  # {callId: when it was recorded}
+        elif kind == "recent-calls":  # a capped log of call ids
             assert not ids, key
             assert all(check_id(call_id) for call_id in value), value
         elif kind == "summary":

@@ -40,11 +40,16 @@ class Backend(ABC):
 
     @abstractmethod
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 index: tuple[str, str, float] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None) -> None:
         """Write several keys in one round trip (not atomic).
 
-        ``index`` = (sorted set, member, score) is added in the same round trip.
+        ``append`` = (log key, value, keep) appends ``value`` to a capped log in the same
+        round trip, which then keeps only its last ``keep`` values (Redis: XADD MAXLEN).
         """
+
+    @abstractmethod
+    def latest(self, key: str, count: int) -> list[str]:
+        """The last ``count`` values appended to a capped log, newest first."""
 
     @abstractmethod
     def delete(self, key: str) -> bool: ...
@@ -53,7 +58,7 @@ class Backend(ABC):
     def delete_if_equals(self, key: str, value: str) -> bool:
         """Delete ``key`` only if it still holds ``value`` (one atomic step)."""
 
-    # Sorted sets (the outbox, the recent calls, the call status). Scores are floats.
+    # Sorted sets (the outbox, the call status). Scores are floats.
     @abstractmethod
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
              ex: int | None = None) -> bool:
@@ -74,10 +79,6 @@ class Backend(ABC):
 
     @abstractmethod
     def zcard(self, key: str) -> int: ...
-
-    @abstractmethod
-    def ztrim(self, key: str, keep: int) -> None:
-        """Keep only the ``keep`` highest-scored members."""
 
     @abstractmethod
     def ttl(self, key: str) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -93,8 +94,11 @@ class FallbackBackend(Backend):
         return self._use("get_many", keys)
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 index: tuple[str, str, float] | None = None) -> None:
-        return self._use("set_many", items, ex=ex, index=index)
+                 append: tuple[str, str, int] | None = None) -> None:
+        return self._use("set_many", items, ex=ex, append=append)
+
+    def latest(self, key: str, count: int) -> list[str]:
+        return self._use("latest", key, count)
 
     def delete(self, key: str) -> bool:
         return self._use("delete", key)
@@ -119,9 +123,6 @@ class FallbackBackend(Backend):
 
     def zcard(self, key: str) -> int:
         return self._use("zcard", key)
-
-    def ztrim(self, key: str, keep: int) -> None:
-        return self._use("ztrim", key, keep)
 
     def ttl(self, key: str) -> int:
         return self._use("ttl", key)
@@ -203,6 +204,9 @@ class FallbackBackend(Backend):
                 if isinstance(value, dict):  # a sorted set: the outbox, a status...
                     for member, score in value.items():
                         self.primary.zadd(key, member, score, gt=True, ex=ttl)
+                elif isinstance(value, deque):  # a capped log: the recent calls
+                    for item in value:
+                        self.primary.set_many({}, ex=1, append=(key, item, value.maxlen or 50))
                 else:
                     self.primary.set(key, value, ex=ttl or 86400, nx=True)
         except StorageError as exc:

@@ -3,7 +3,7 @@
 Per process and lost on restart, so it cannot dedupe across gunicorn workers or
 Vercel instances. Thread-safe, expires by TTL, and bounded: past ``max_entries``
 the least recently written keys are evicted. A sorted set is one entry holding a
-``{member: score}`` dict.
+``{member: score}`` dict, a capped log one holding a ``deque``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 
 from ..config import Settings
 from .base import Backend
+
+Value = str | dict[str, float] | deque[str]  # a string, a sorted set, a capped log
 
 
 class MemoryBackend(Backend):
@@ -28,7 +30,7 @@ class MemoryBackend(Backend):
         self._clock = clock
         self._lock = threading.Lock()
         # key -> (value, expires_at); ordered by last write, oldest first.
-        self._entries: OrderedDict[str, tuple[str | dict[str, float], float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Value, float]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryBackend:
@@ -57,12 +59,22 @@ class MemoryBackend(Backend):
             return True
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 index: tuple[str, str, float] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None) -> None:
         with self._lock:
             for key, value in items.items():
                 self._write(key, value, ex)
-        if index:
-            self.zadd(*index)
+            if append:
+                key, value, keep = append
+                entry = self._live(key)
+                log = entry[0] if entry and isinstance(entry[0], deque) else deque(maxlen=keep)
+                log.append(value)
+                self._write(key, log, None)
+
+    def latest(self, key: str, count: int) -> list[str]:
+        with self._lock:
+            entry = self._live(key)
+            log = entry[0] if entry and isinstance(entry[0], deque) else deque()
+            return list(reversed(log))[:count]
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -109,12 +121,6 @@ class MemoryBackend(Backend):
         with self._lock:
             return len(self._zset(key)[0])
 
-    def ztrim(self, key: str, keep: int) -> None:
-        with self._lock:
-            members = self._zset(key)[0]
-            for member, _ in sorted(members.items(), key=lambda p: (p[1], p[0]))[:-keep or None]:
-                del members[member]
-
     def ttl(self, key: str) -> int:
         with self._lock:
             entry = self._live(key)
@@ -125,7 +131,7 @@ class MemoryBackend(Backend):
     def ping(self) -> None:
         return None
 
-    def take_all(self) -> list[tuple[str, str | dict[str, float], int | None]]:
+    def take_all(self) -> list[tuple[str, Value, int | None]]:
         """Empty the store: every live (key, value, seconds left or None for no expiry)."""
         with self._lock:
             now = self._clock()
@@ -146,14 +152,14 @@ class MemoryBackend(Backend):
             return entry[0], entry[1]
         return {}, math.inf
 
-    def _live(self, key: str) -> tuple[str | dict[str, float], float] | None:
+    def _live(self, key: str) -> tuple[Value, float] | None:
         entry = self._entries.get(key)
         if entry and entry[1] <= self._clock():
             del self._entries[key]
             return None
         return entry
 
-    def _write(self, key: str, value: str | dict[str, float], ex: int | None,
+    def _write(self, key: str, value: Value, ex: int | None,
                expires_at: float = math.inf) -> None:
         now = self._clock()
         self._entries[key] = (value, now + ex if ex is not None else expires_at)

@@ -75,14 +75,19 @@ class RedisBackend(Backend):
             return self._client.mget(keys)
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 index: tuple[str, str, float] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None) -> None:
         with _wrapped():
             pipe = self._client.pipeline(transaction=False)
             for key, value in items.items():
                 pipe.set(key, value, ex=ex)
-            if index:
-                pipe.zadd(index[0], {index[1]: index[2]})
+            if append:
+                key, value, keep = append
+                pipe.xadd(key, {"v": value}, maxlen=keep, approximate=False)
             pipe.execute()
+
+    def latest(self, key: str, count: int) -> list[str]:
+        with _wrapped():
+            return [fields["v"] for _, fields in self._client.xrevrange(key, count=count)]
 
     def delete(self, key: str) -> bool:
         with _wrapped():
@@ -123,10 +128,6 @@ class RedisBackend(Backend):
     def zcard(self, key: str) -> int:
         with _wrapped():
             return int(self._client.zcard(key))
-
-    def ztrim(self, key: str, keep: int) -> None:
-        with _wrapped():
-            self._client.zremrangebyrank(key, 0, -keep - 1)
 
     def ttl(self, key: str) -> int:
         with _wrapped():

@@ -51,11 +51,17 @@ class RestBackend(Backend):
         return list(self._command("MGET", *keys)) if keys else []
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 index: tuple[str, str, float] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None) -> None:
         commands = [["SET", key, value, "EX", ex] for key, value in items.items()]
-        if index:
-            commands.append(["ZADD", index[0], repr(index[2]), index[1]])
+        if append:
+            key, value, keep = append
+            commands.append(["XADD", key, "MAXLEN", keep, "*", "v", value])
         self._pipeline(commands)
+
+    def latest(self, key: str, count: int) -> list[str]:
+        entries = self._command("XREVRANGE", key, "+", "-", "COUNT", count) or []
+        # Each entry is [id, [field, value, ...]]: our one field is "v".
+        return [dict(zip(fields[::2], fields[1::2], strict=True))["v"] for _, fields in entries]
 
     def delete(self, key: str) -> bool:
         return bool(self._command("DEL", key))
@@ -89,9 +95,6 @@ class RestBackend(Backend):
 
     def zcard(self, key: str) -> int:
         return int(self._command("ZCARD", key))
-
-    def ztrim(self, key: str, keep: int) -> None:
-        self._command("ZREMRANGEBYRANK", key, 0, -keep - 1)
 
     def ttl(self, key: str) -> int:
         return int(self._command("TTL", key))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -391,7 +391,8 @@ class CallReport:
 
     def to_dict(self) -> dict[str, Any]:
         """All of it as JSON-ready values (what the outbox keeps to deliver it later)."""
-        data = asdict(self)
+        # Shallow: the nested dicts are only ever serialised, never changed.
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         for name in ("started_at", "ended_at"):
             data[name] = data[name].isoformat() if data[name] else None
         data["ghl_tags"] = list(self.ghl_tags)
