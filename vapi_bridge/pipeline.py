@@ -77,7 +77,7 @@ def receive(report: CallReport, ctx: Context, *,
             client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
     logs.bind(call_id=report.call_id, client=client.name)
     log.debug("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
-             report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
+              report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")
     ctx = dataclasses.replace(ctx, client=client, call_id=report.call_id)
     if not (ctx.integrations.ghl(client) or ctx.integrations.slack(client)):
         # Nothing to deliver: one write says it all.
