@@ -183,10 +183,10 @@ def test_a_leased_job_is_busy_for_other_drainers(make_store, outbox):
     ours = outbox.state
     theirs = make_store() if ours.backend.persistent else StateStore(ours.backend,
                                                                      prefix=ours.prefix)
-    assert theirs.claim("outbox-lease", "call-1", "note")
+    assert theirs.claim("outbox-lease", "call-1")
     assert drain(outbox, lambda j: (True, None, True), include_future=True).busy == 1
     assert outbox.counts()["parked"] == 1
-    theirs.release("outbox-lease", "call-1", "note")
+    theirs.release("outbox-lease", "call-1")
     assert drain(outbox, lambda j: (True, None, True), include_future=True).delivered == 1
 
 

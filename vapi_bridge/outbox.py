@@ -4,7 +4,7 @@ A job is one step (``note``, ``tags``, ``slack``) of one ended call. Keys:
 ``<prefix>:outbox:due`` (sorted set of ``<callId>:<step>`` by due time),
 ``<prefix>:outbox:dead`` (the same, by time of death) and
 ``<prefix>:outbox:job:<callId>:<step>`` (the job as JSON, with the report to deliver).
-A drainer leases a job with a claim, so two drainers never run one job at once; the
+A drainer leases a job's call with a claim, so two drainers never run it at once; the
 step's own claim (``note:<callId>:<contactId>``...) keeps a retry from repeating a
 delivery that did land.
 """
@@ -131,16 +131,20 @@ class Outbox:
 
     @contextmanager
     def lease(self, member: str) -> Iterator[Job | None]:
-        """Hold ``member`` for one try: its job, or None if another drainer has it."""
-        call_id, _, step = member.rpartition(":")
-        if not self.state.claim("outbox-lease", call_id, step, ttl=LEASE_SECONDS):
+        """Hold ``member`` for one try: its job, or None if another drainer has it.
+
+        The lease is per call, not per step: one drainer at a time works on a call, so
+        two steps' results never race to rewrite the call's delivery record.
+        """
+        call_id = member.rpartition(":")[0]
+        if not self.state.claim("outbox-lease", call_id, ttl=LEASE_SECONDS):
             yield None
             return
         try:
             value = self.state.backend.get(self._job_key(member))
             yield _job(value) if value else _vanished(member)
         finally:
-            self.state.release("outbox-lease", call_id, step)
+            self.state.release("outbox-lease", call_id)
 
     def forget(self, member: str) -> bool:
         """Drop an index entry whose job data expired; whether there was one."""
