@@ -321,6 +321,18 @@ def test_ghl_down_for_two_attempts_then_one_note(bridge, ghl):
     assert len(ghl.notes) == 1 and len(ghl.requests) == 2 * REQUESTS_PER_ATTEMPT + 1
 
 
+def test_a_report_sent_again_while_parked_keeps_counting_attempts(bridge, ghl):
+    ghl.fail_next(2 * REQUESTS_PER_ATTEMPT, 503)
+    app = bridge()
+    post(app, report())
+    post(app, report())  # Vapi retried the webhook while GoHighLevel was still down
+    note = delivery(app)["note"]
+    assert (note["status"], note["attempts"]) == ("parked", 2)
+    assert counts(app)["parked"] == 1
+    assert drain_app(app, include_future=True).delivered == 1
+    assert len(ghl.notes) == 1
+
+
 def wait_until_due(app, count=1):
     deadline = time.monotonic() + 10
     while counts(app)["due"] < count:

@@ -95,6 +95,15 @@ class Outbox:
                     job.step, job.attempts, job.due_at - now, job.last_error)
         return job
 
+    def park_new(self, job: Job, error: str | None, *, retryable: bool) -> Job:
+        """Park a step that just failed in the pipeline. A report Vapi sent again while its
+        step was parked keeps counting that job's attempts, not starting over."""
+        existing = self.state.backend.get(self._job_key(job.member))
+        if existing:
+            earlier = _job(existing)
+            job = replace(job, attempts=earlier.attempts, parked_at=earlier.parked_at)
+        return self.park(job, error, retryable=retryable)
+
     def delay(self, attempts: int) -> float:
         """Seconds before the next try, after ``attempts`` tries: exponential, jittered."""
         base = self.base_delay * BACKOFF_FACTOR ** (attempts - 1)

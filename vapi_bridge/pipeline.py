@@ -148,9 +148,10 @@ def _park_undelivered(report: CallReport, ctx: Context, contact_id: str | None,
     parked = dict(results)
     for step, result in results.items():
         if result.status in ("failed", "pending"):
-            job = outbox(ctx).park(Job(call_id=report.call_id, step=step, client=ctx.client.name,
-                                       report=report.to_dict(), contact_id=contact_id),
-                                   result.last_error, retryable=result.retryable)
+            job = outbox(ctx).park_new(
+                Job(call_id=report.call_id, step=step, client=ctx.client.name,
+                    report=report.to_dict(), contact_id=contact_id),
+                result.last_error, retryable=result.retryable)
             parked[step] = _as_result(job, result.retryable)
     return parked
 
