@@ -84,19 +84,20 @@ def _check_ghl(ctx: Context, client: Client) -> str:
     ghl = ctx.integrations.ghl(client)
     if ghl is None:
         return f"SKIP {name}: not configured"
-    try:
+
+    def read() -> str:
         # The read the pipeline itself makes (scope contacts.readonly), on the client's
         # location: proves token, scope and location id together. GET /locations/{id}
         # would need locations.readonly, which the bridge's token need not have.
         ghl.request("GET", "/contacts/search/duplicate",
                     params={"locationId": client.ghl_location_id,
                             "email": "vapi-bridge-check@example.com"})
-    except DeliveryError as exc:
-        fix = ("GoHighLevel unreachable: check GHL_API_BASE_URL and the network"
-               if exc.retryable else _client_fix(client, "GHL_API_KEY and GHL_LOCATION_ID",
-                                                 "ghl_api_key and ghl_location_id"))
-        return f"FAIL {name}: {exc} -> {fix}"
-    return f"OK   {name}: location {client.ghl_location_id}"
+        return f"location {client.ghl_location_id}"
+
+    return _probe(name, read,
+                  unreachable="GoHighLevel unreachable: check GHL_API_BASE_URL and the network",
+                  refused=_client_fix(client, "GHL_API_KEY and GHL_LOCATION_ID",
+                                      "ghl_api_key and ghl_location_id"))
 
 
 def _check_slack(ctx: Context, client: Client) -> str:
@@ -106,27 +107,33 @@ def _check_slack(ctx: Context, client: Client) -> str:
         return f"SKIP {name}: not configured"
     if client.slack_webhook_url:
         return f"SKIP {name}: an incoming webhook cannot be tested without posting a message"
-    try:
+
+    def identify() -> str:
         answer = slack.auth_test()
-    except DeliveryError as exc:
-        fix = ("Slack unreachable: check SLACK_API_BASE_URL and the network" if exc.retryable
-               else _client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
-                                "slack_bot_token"))
-        return f"FAIL {name}: {exc} -> {fix}"
-    return f"OK   {name}: team {answer.get('team')}, bot user {answer.get('user')}"
+        return f"team {answer.get('team')}, bot user {answer.get('user')}"
+
+    return _probe(name, identify,
+                  unreachable="Slack unreachable: check SLACK_API_BASE_URL and the network",
+                  refused=_client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
+                                      "slack_bot_token"))
 
 
 def _check_vapi(ctx: Context) -> str:
     vapi = ctx.integrations.vapi
     if vapi is None:
         return "SKIP vapi: VAPI_API_KEY not set (no gap filling, replay or outbound calls)"
+    return _probe("vapi", lambda: vapi.check() or "",
+                  unreachable="Vapi unreachable: check VAPI_API_BASE_URL and the network",
+                  refused="set VAPI_API_KEY to a Vapi private API key")
+
+
+def _probe(name: str, call: Callable[[], str], *, unreachable: str, refused: str) -> str:
+    """One outside service tried once: OK with what ``call`` says, or FAIL with the fix."""
     try:
-        vapi.check()
+        detail = call()
     except DeliveryError as exc:
-        fix = ("Vapi unreachable: check VAPI_API_BASE_URL and the network" if exc.retryable
-               else "set VAPI_API_KEY to a Vapi private API key")
-        return f"FAIL vapi: {exc} -> {fix}"
-    return "OK   vapi"
+        return f"FAIL {name}: {exc} -> {unreachable if exc.retryable else refused}"
+    return f"OK   {name}: {detail}" if detail else f"OK   {name}"
 
 
 def _client_fix(client: Client, default_vars: str, client_fields: str) -> str:
