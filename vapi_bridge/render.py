@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 from .clients import Client
 from .vapi.messages import CallReport
 
 NO_SUMMARY = "No summary available."
+# A link is made only from a plain http(s) URL: a `|` would start a label of the sender's
+# choosing, `<`/`>` would open or close control sequences, whitespace would split it.
+LINKABLE_URL = re.compile(r"https?://[^\s|<>\x00-\x1f\x7f]+", re.IGNORECASE)
 OUTCOME_LABELS = {"completed": "Completed", "no-answer": "No answer", "voicemail": "Voicemail",
                   "transferred": "Transferred", "failed": "Failed", "other": "Other"}
 
@@ -63,14 +68,16 @@ def contact_url(app_base_url: str, client: Client, contact_id: str | None) -> st
     if not (contact_id and client.ghl_location_id):
         return None
     return (f"{app_base_url.rstrip('/')}/v2/location/{client.ghl_location_id}"
-            f"/contacts/detail/{contact_id}")
+            f"/contacts/detail/{quote(contact_id, safe='')}")
 
 
 def slack_message(report: CallReport, client: Client, *, contact_link: str | None,
                   mention: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """(plain-text fallback, blocks). Slack mrkdwn: *bold*, and &, <, > escaped."""
+    """(plain-text fallback, blocks). Every value from the call is escaped and shown in
+    ``verbatim`` mrkdwn (no automatic parsing of bare URLs, @channel, #names): only
+    ``mention`` (the SLACK_MENTION setting) mentions, and only ``link`` makes links."""
     lead = report.lead_name or "N/A"
-    fallback = (f"New call for {client.name}: {outcome(report)}, {lead},"
+    fallback = (f"New call for {escape(client.name)}: {escape(outcome(report))}, {escape(lead)},"
                 f" {duration(report.duration_seconds)}")
     if mention:
         fallback = f"{mention} {fallback}"
@@ -78,24 +85,36 @@ def slack_message(report: CallReport, client: Client, *, contact_link: str | Non
               ("Outcome", outcome(report)), ("Date", when(report)),
               ("Duration", duration(report.duration_seconds)), ("Cost", cost(report.cost))]
     blocks: list[dict[str, Any]] = [
-        {"type": "header",
+        {"type": "header",  # plain_text: Slack parses nothing in it
          "text": {"type": "plain_text", "text": f"📞 New call: {client.name}"[:150]}},
         {"type": "section", "fields": [
-            {"type": "mrkdwn", "text": f"*{name}:*\n{escape(value)}"} for name, value in fields]},
-        {"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"*Summary:*\n{escape(report.summary or NO_SUMMARY)}")[:3000]}},
+            _mrkdwn(f"*{name}:*\n{escape(value)}") for name, value in fields]},
+        {"type": "section", "text": _mrkdwn(
+            f"*Summary:*\n{escape(report.summary or NO_SUMMARY)}"[:3000])},
     ]
     links = []
     if report.recording_url:
-        links.append(f"<{report.recording_url}|Call recording>")
+        links.append(link(report.recording_url, "Call recording"))
     if contact_link:
-        links.append(f"<{contact_link}|Contact in GoHighLevel>")
+        links.append(link(contact_link, "Contact in GoHighLevel"))
     links.append(f"Call ID: `{escape(report.call_id)}`")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(links))]})
     if mention:
         blocks.insert(0, {"type": "section", "text": {"type": "mrkdwn", "text": mention}})
     return fallback, blocks
 
 
 def escape(text: str) -> str:
+    """Slack's mrkdwn escaping: ``&``, ``<`` and ``>`` are its control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, label: str) -> str:
+    """``<url|label>`` for a plain http(s) URL; anything else is shown as escaped text."""
+    if LINKABLE_URL.fullmatch(url):
+        return f"<{escape(url)}|{label}>"
+    return f"{label}: {escape(url)}"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
