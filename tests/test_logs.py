@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -110,3 +111,97 @@ def test_a_request_carrying_every_secret_leaves_none_in_the_log():
     assert len(about_the_call) >= 3, output  # received, failed steps, parked...
     for line in about_the_call:  # including the delivery threads' lines
         assert (line["call_id"], line["client"]) == ("call-9", "default"), line
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("caller 4155550124 rang", "caller ***0124 rang"),
+    ("caller 415-555-0126.", "caller ***0126."),
+    ("caller (415) 555-0126", "caller ***0126"),
+    ("caller (415)555-0126", "caller ***0126"),
+    ("caller 415.555.0126 or 415 555 0127", "caller ***0126 or ***0127"),
+    ("caller 1-415-555-0126, 14155550124", "caller ***0126, ***0124"),
+    ("number=4155550124&x=1", "number=***0124&x=1"),
+])
+def test_national_phone_numbers_are_redacted(text, expected):
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "callId=41555501-2345-4155-9555-415555012345",  # a UUID made only of digits
+    "callId=b1223960-1b4d-4585-91b8-a69b0f57ec2f",
+    "epoch ms 1764064950500, epoch s 1764064950, slack ts 1764064950.500100",
+    "at 2026-11-25T10:00:00.000Z or 2026-11-25 10:00:00,123",
+    "duration=150.5s cost=$0.1234 attempts=3 elapsed_ms=4155",
+    "contact ve9EPM4155550124hlRW1KT, opportunity 0415555012",
+])
+def test_ids_timestamps_and_durations_are_not_taken_for_phone_numbers(text):
+    assert redact(text) == text
+
+
+FIELDS = """
+import logging
+from vapi_bridge import create_app
+from vapi_bridge.logs import bind
+app = create_app({"LOG_LEVEL": "DEBUG"})
+client = app.test_client()
+forged = "\\n2026-01-01 00:00:00,000 INFO vapi_bridge: forged\\r\\x1b[2K\\x85\\u2028"
+client.post("/vapi/webhook", json={"message": {
+    "type": "status-update", "status": "ended" + forged + "s" * 300, "call": {"id": "4155550124"}}})
+client.post("/vapi/webhook", json={"message": {
+    "type": "status-update", "status": "ended", "endedReason": "r" * 300 + forged}})
+log = logging.getLogger("vapi_bridge.probe")
+bind(call_id="4155550125", client="Ana (415) 555-0126")
+log.info("probe" + forged, extra={"caller": "415-555-0127 ana@example.com" + forged})
+try:
+    raise ValueError("bad number 4155550128" + forged)
+except ValueError:
+    log.exception("failed")
+"""
+
+
+def run_fields_script(env: dict[str, str]) -> str:
+    result = subprocess.run([sys.executable, "-c", FIELDS], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, env={"PATH": "/usr/bin:/bin", **env})
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+def test_json_fields_extras_and_tracebacks_are_redacted_like_the_message():
+    lines = [json.loads(line) for line in run_fields_script({"LOG_FORMAT": "json"}).splitlines()]
+    output = json.dumps(lines)
+    for number in ("4155550124", "4155550125", "555-0126", "555-0127", "4155550128",
+                   "ana@example.com"):
+        assert number not in output, number
+    status = next(line for line in lines if line["message"].startswith("[STATUS] callId="))
+    assert status["call_id"] == "***0124"
+    probe = next(line for line in lines if line["message"].startswith("probe"))
+    assert (probe["call_id"], probe["client"]) == ("***0125", "Ana ***0126")
+    assert probe["caller"].startswith("***0127 [email]")
+    failed = next(line for line in lines if line["message"] == "failed")
+    assert "ValueError: bad number ***0128" in failed["exc_info"]
+
+
+def test_status_and_ended_reason_are_cut_to_100_characters():
+    output = run_fields_script({"LOG_FORMAT": "json"})
+    lines = [json.loads(line)["message"] for line in output.splitlines()]
+    with_call = next(line for line in lines if line.startswith("[STATUS] callId="))
+    status = with_call.split("status=", 1)[1].rsplit(" recorded", 1)[0].rsplit(" not newer", 1)[0]
+    assert status.startswith("ended\n2026") and len(status) == 100
+    without = next(line for line in lines if "without a call id" in line)
+    assert len(without.split("endedReason=", 1)[1]) == 100
+    assert "s" * 100 not in output and "r" * 100 not in output
+
+
+def test_text_lines_cannot_be_forged_with_control_characters():
+    output = run_fields_script({"LOG_FORMAT": "text"})
+    lines = output.splitlines()
+    assert len(lines) >= 4
+    record_start = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ [\w.]+: ")
+    for line in lines:  # every physical line is a whole record, the traceback included
+        assert record_start.match(line), line
+        assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]", line), line
+    probe = next(line for line in lines if ": probe" in line)
+    assert probe.endswith(r"probe\n2026-01-01 00:00:00,000 INFO vapi_bridge: forged"
+                          r"\r\x1b[2K\x85\u2028")
+    failed = next(line for line in lines if line.endswith(r"\u2028") and "Traceback" in line)
+    assert r"failed\nTraceback (most recent call last):\n" in failed

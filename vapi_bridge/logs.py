@@ -3,7 +3,9 @@ one request id per request, and redaction in one place.
 
 The filters sit on the handlers, so every record passes them, ours and the libraries':
 secrets (Bearer tokens, ``?token=``, Slack and GoHighLevel tokens), emails and phone
-numbers (last 4 digits kept) are scrubbed from the message before it is written.
+numbers (last 4 digits kept) are scrubbed from the message, every other text field
+(``call_id``, ``client``, extras) and the traceback before it is written. In the text
+format control characters are escaped: one record is one line, as in JSON.
 """
 
 from __future__ import annotations
@@ -27,8 +29,15 @@ _REDACTIONS = [
     (re.compile(r"\b(?:xox[abposr]|pit)-[A-Za-z0-9-]+"), "[redacted]"),
     (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
     (re.compile(r"(?:\+|%2[Bb])\d[\d ().-]{4,16}(\d{4})\b"), r"***\1"),
-    (re.compile(r"\(\d{3}\)\s?\d{3}-(\d{4})\b"), r"***\1"),
+    # National (NANP) format: 4155550124, 415-555-0126, (415) 555-0126, 1-415-555-0126. The
+    # area code and exchange start with 2-9 and the digits stand alone (\b), so epoch
+    # seconds (1...), epoch ms (13 digits), UUIDs and ISO dates are left alone.
+    (re.compile(r"(?:(?:\b1[-. ]?)?\([2-9]\d{2}\) ?|\b(?:1[-. ]?)?[2-9]\d{2}[-. ]?)"
+                r"[2-9]\d{2}[-. ]?(\d{4})\b"), r"***\1"),
 ]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+MAX_FIELD = 100
 
 
 def redact(text: str) -> str:
@@ -37,12 +46,34 @@ def redact(text: str) -> str:
     return text
 
 
+def cut(value: object, limit: int = MAX_FIELD) -> object:
+    """A caller-chosen string (a status, an endedReason) cut to ``limit`` characters for a log."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit - 1] + "…"
+    return value
+
+
+def escape_controls(text: str) -> str:
+    """``\\n``, ``\\r``, ``\\t``, ``\\xNN``: no control character can start a forged line."""
+    return _CONTROL.sub(lambda m: _NAMED_CONTROL.get(m[0]) or
+                        (f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}"),
+                        text)
+
+
 class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for name, value in list(vars(record).items()):  # call_id, client, event and any extra
+            if name not in _RESERVED and isinstance(value, str):
+                setattr(record, name, redact(value))
+        if record.exc_info:  # the traceback as text, redacted, in place of the live exception
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
@@ -93,7 +124,15 @@ def _formatter(log_format: str) -> logging.Formatter:
         return JsonFormatter(JSON_FIELDS, rename_fields={"asctime": "ts", "levelname": "level",
                                                          "name": "logger"},
                              reserved_attrs=[*_RESERVED, "color_message"])
-    return logging.Formatter(TEXT_FORMAT)
+    return TextFormatter(TEXT_FORMAT)
+
+
+class TextFormatter(logging.Formatter):
+    """One record, one line: a control character in a field (a forged "\\n2026-... INFO")
+    is written escaped, and so is a traceback's line breaks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 # LogRecord attributes that are not "extra" fields (the JSON formatter adds the rest).

@@ -46,7 +46,7 @@ def dispatch(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """Validate ``message`` for its type and answer it."""
     entry = HANDLERS.get(message["type"])
     if entry is None:
-        log.debug("[WEBHOOK] Ignored message type=%s", message["type"])
+        log.debug("[WEBHOOK] Ignored message type=%s", logs.cut(message["type"]))
         return {"status": "ignored"}
     schema, handler = entry
     message = validate(schema, message)
@@ -65,11 +65,11 @@ def status_update(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
     status = message["status"]
     if ctx.call_id:
         moved = ctx.state.advance_status(ctx.call_id, status)
-        log.info("[STATUS] callId=%s status=%s %s", ctx.call_id, status,
+        log.info("[STATUS] callId=%s status=%s %s", ctx.call_id, logs.cut(status),
                  "recorded" if moved else "not newer, kept the stored one")
     else:
-        log.info("[STATUS] status=%s without a call id endedReason=%s", status,
-                 message.get("endedReason"))
+        log.info("[STATUS] status=%s without a call id endedReason=%s", logs.cut(status),
+                 logs.cut(message.get("endedReason")))
     return RECEIVED
 
 
