@@ -15,6 +15,7 @@ threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# Recycle workers every ~2,000 requests (bounds a slow leak); never with the memory store.
 max_requests, max_requests_jitter = 2000, 200
 accesslog = "-"
 # The path without its query string: ?token= must never reach a log.
@@ -32,6 +33,9 @@ if storage_backend in ("memory", None):
     # The dict store lives inside one process: two workers would each keep their own
     # summaries and note claims, and dedupe nothing between them. One worker, many threads.
     workers = 1
+    # And never recycled: a new worker starts with an empty dict, which would lose every
+    # summary, claim and parked delivery.
+    max_requests, max_requests_jitter = 0, 0
     if int(os.environ.get("WEB_CONCURRENCY", "1")) > 1:
         logging.getLogger("gunicorn.error").warning(
             "WEB_CONCURRENCY ignored: the in-memory store needs a single worker"
