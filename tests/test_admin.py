@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.test_pipeline import PHONE, post, report
 from vapi_bridge import create_app
 from vapi_bridge.outbox import Outbox
 
-TOKEN = "admin-s3cret"
+TOKEN = "admin-s3cret-long-enough"
 DAILY_LIMIT_SPENT = (429, {"X-RateLimit-Daily-Remaining": "0"})  # parked, not retried inline
 BACKENDS = pytest.mark.parametrize("backend_env", ["memory", "redis"], indirect=True)
 
@@ -133,9 +134,135 @@ def test_a_new_admin_token_ends_old_sessions(make_app):
     token = csrf(old.get("/login").get_data(as_text=True))
     old.post("/login", data={"password": TOKEN, "csrf_token": token})
     cookie = old.get_cookie("session").value
-    rotated = make_app(ADMIN_TOKEN="another-token").test_client()
+    rotated = make_app(ADMIN_TOKEN="another-token-for-admin").test_client()
     rotated.set_cookie("session", cookie)
     assert rotated.get("/").status_code == 401
+
+
+def sign_in(client, password: str = TOKEN):
+    """The /login form, as a browser fills it in."""
+    token = csrf(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"password": password, "csrf_token": token})
+
+
+def test_logout_revokes_the_session_so_an_old_cookie_opens_nothing(make_app):
+    app = make_app()
+    browser, other_browser = app.test_client(), app.test_client()
+    assert sign_in(browser).status_code == 303
+    assert sign_in(other_browser).status_code == 303
+    cookie = browser.get_cookie("session").value
+    page = browser.get("/")
+    assert page.status_code == 200
+    logout = browser.post("/logout", data={"csrf_token": csrf(page.get_data(as_text=True))})
+    assert logout.status_code == 303
+
+    replayed = app.test_client()  # someone who kept a copy of the cookie
+    replayed.set_cookie("session", cookie)
+    assert replayed.get("/").status_code == 401
+    assert other_browser.get("/").status_code == 200  # only that session ended
+
+
+def test_signing_in_again_revokes_the_previous_session(make_app):
+    app = make_app()
+    browser = app.test_client()
+    sign_in(browser)
+    first = browser.get_cookie("session").value
+    sign_in(browser)
+    assert browser.get("/").status_code == 200
+    replayed = app.test_client()
+    replayed.set_cookie("session", first)
+    assert replayed.get("/").status_code == 401
+
+
+def test_frames_are_denied_beside_the_csp(make_app):
+    client = make_app().test_client()
+    for response in (client.get("/", headers=basic()), client.get("/login"), client.get("/")):
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_store_down_form_sign_in_says_to_use_basic(make_app):
+    client = make_app(DOWN, STATE_STORAGE_FALLBACK="none").test_client()
+    response = sign_in(client)
+    assert response.status_code == 503
+    assert "sign in with HTTP Basic instead" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 401
+    assert client.get("/", headers=basic()).status_code == 200  # Basic needs no store
+
+
+# Sign-in attempts: limited per address, in the store
+ADDRESS = "203.0.113.7"
+
+
+def client_at(app, address: str = ADDRESS):
+    """A browser at ``address`` (what request.remote_addr gives the app)."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def fail(client, times: int, how: str = "form") -> None:
+    for _ in range(times):
+        response = (sign_in(client, "wrong-password") if how == "form"
+                    else client.get("/", headers=basic("wrong-password")))
+        assert response.status_code == 401
+
+
+def assert_refused(response) -> None:
+    assert response.status_code == 429
+    assert 295 <= int(response.headers["Retry-After"]) <= 300  # the window began just now
+    assert "Too many failed sign-ins" in response.get_data(as_text=True)
+    assert "WWW-Authenticate" not in response.headers
+    assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@BACKENDS
+def test_form_sign_in_is_refused_after_10_failures_even_with_the_right_token(make_app,
+                                                                             backend_env):
+    client = client_at(make_app(backend_env))
+    fail(client, 10)
+    assert_refused(sign_in(client))  # the right token: not even compared now
+    assert_refused(client.get("/", headers=basic()))
+    assert client.get("/").status_code == 401  # no session was opened
+
+
+@BACKENDS
+def test_basic_sign_in_is_limited_and_shares_the_count_with_the_form(make_app, backend_env):
+    client = client_at(make_app(backend_env))
+    fail(client, 5, "basic")
+    fail(client, 5, "form")
+    assert_refused(client.get("/", headers=basic()))
+
+
+@BACKENDS
+def test_the_limit_is_per_address_and_success_clears_only_its_own(make_app, backend_env):
+    app = make_app(backend_env)
+    first = client_at(app)
+    second = client_at(app, "2001:db8::1")
+    fail(first, 9)
+    fail(second, 10)
+    assert sign_in(first).status_code == 303  # clears the first address's count...
+    fail(first, 10)
+    assert_refused(second.get("/", headers=basic()))  # ...not the second's
+    assert_refused(sign_in(first))
+    assert_refused(client_at(app).get("/", headers=basic()))
+    assert first.get("/").status_code == 200  # a live session is no sign-in attempt
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_the_limit_holds_across_two_workers_sharing_redis(make_app, backend_env, redis_client,
+                                                          prefix):
+    workers = [client_at(make_app(backend_env)) for _ in range(2)]
+    for n in range(10):
+        fail(workers[n % 2], 1, "basic" if n % 3 else "form")
+    for worker in workers:
+        assert_refused(worker.get("/", headers=basic()))
+    keys = redis_client.keys(f"{prefix}:signin-attempts:*")
+    assert len(keys) == 1 and "203.0.113.7" not in keys[0]  # the address is hashed
+
+    redis_client.expire(keys[0], 1)  # the window frees
+    time.sleep(1.2)
+    assert workers[1].get("/", headers=basic()).status_code == 200
 
 
 # What the page shows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 import pytest
@@ -80,3 +81,62 @@ def test_our_own_faults_are_json_500(caplog):
     assert response.get_json() == {"error": "internal_error", "requestId": "req-42"}
     assert "kaput" not in response.get_data(as_text=True)
     assert "Unhandled error on GET /boom requestId=req-42" in caplog.text
+
+
+# What /health tells whom
+ADMIN_TOKEN = "admin-token-for-health"
+NORTH = ('[{"name": "North", "assistant_ids": ["a1"], "ghl_api_key": "pit-north",'
+         ' "ghl_location_id": "loc-north"}]')
+PUBLIC = {"status", "version", "timestamp", "auth", "storage"}
+
+
+def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_health_without_credentials_names_no_client():
+    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN}).test_client()
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert set(response.get_json()) == PUBLIC
+    assert "North" not in response.get_data(as_text=True)
+    # Without ADMIN_TOKEN there is nothing to show it to: a bearer changes nothing.
+    unset = create_app({"CLIENTS_JSON": NORTH}).test_client()
+    assert set(unset.get("/health", headers=bearer()).get_json()) == PUBLIC
+
+
+def test_health_with_the_admin_token_lists_each_clients_integrations():
+    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN}).test_client()
+    body = client.get("/health", headers=bearer()).get_json()
+    assert set(body) == PUBLIC | {"integrations"}
+    assert body["integrations"] == {
+        "default": {"ghl": False, "slack": False, "vapi_api": False},
+        "North": {"ghl": True, "slack": False, "vapi_api": False},
+    }
+    assert "pit-north" not in str(body)
+    for wrong in (bearer("nope"), bearer(ADMIN_TOKEN + "x"), bearer(""),
+                  {"Authorization": f"Basic {ADMIN_TOKEN}"}):
+        response = client.get("/health", headers=wrong)
+        assert "integrations" not in response.get_json() and "North" not in response.text
+    assert client.get("/health", headers=bearer("nope")).status_code == 401
+
+
+@pytest.mark.parametrize("backend_env", ["memory", "redis"], indirect=True)
+def test_health_bearer_guesses_count_as_failed_sign_ins(backend_env, prefix):
+    """Else /health would be an unlimited oracle for ADMIN_TOKEN."""
+    env = {**backend_env, "ADMIN_TOKEN": ADMIN_TOKEN, "STATE_STORAGE_PREFIX": prefix}
+    app = create_app(env)
+    client = app.test_client()
+    for _ in range(10):
+        assert client.get("/health", headers=bearer("guess")).status_code == 401
+    refused = client.get("/health", headers=bearer())  # the right token: not compared now
+    assert refused.status_code == 429
+    assert 295 <= int(refused.headers["Retry-After"]) <= 300
+    assert refused.get_json()["error"] == "too_many_attempts"
+    assert "integrations" not in refused.get_json()
+    # The status page shares the count; on Redis, another worker's too.
+    worker = create_app(env) if "REDIS_URL" in backend_env else app
+    page = worker.test_client().get("/", headers={
+        "Authorization": "Basic " + base64.b64encode(f"x:{ADMIN_TOKEN}".encode()).decode()})
+    assert page.status_code == 429
+    assert client.get("/health").status_code == 200  # without credentials: still open

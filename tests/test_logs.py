@@ -71,7 +71,7 @@ EVERY_SECRET = {
     "WEBHOOK_TOKEN": "hook-secret-9", "VAPI_WEBHOOK_HMAC_SECRET": "hmac-secret-9",
     "GHL_API_KEY": "pit-secret-9", "GHL_LOCATION_ID": "loc-9", "SLACK_BOT_TOKEN": "xoxb-secret-9",
     "SLACK_CHANNEL_ID": "C9", "VAPI_API_KEY": "vapi-key-secret-9", "CRON_SECRET": "cron-secret-9",
-    "ADMIN_TOKEN": "admin-secret-9",
+    "ADMIN_TOKEN": "admin-secret-9-long-enough",
     # Nothing listens there: every delivery fails and logs why.
     "GHL_API_BASE_URL": "http://127.0.0.1:9", "SLACK_API_BASE_URL": "http://127.0.0.1:9/api/",
     "VAPI_API_BASE_URL": "http://127.0.0.1:9", "HTTP_TIMEOUT_SECONDS": "1",

@@ -84,8 +84,11 @@ def test_slack_test(app, integrations_env, slack):
 def test_health_lists_integrations_as_booleans(integrations_env):
     clients = [{"name": "North", "assistant_ids": ["a"], "ghl_api_key": "pit-north",
                 "ghl_location_id": "loc"}]
-    app = create_app({**integrations_env, "CLIENTS_JSON": json.dumps(clients)})
-    body = app.test_client().get("/health").get_data(as_text=True)
+    admin_token = "admin-token-for-health"
+    app = create_app({**integrations_env, "CLIENTS_JSON": json.dumps(clients),
+                      "ADMIN_TOKEN": admin_token})
+    body = app.test_client().get(
+        "/health", headers={"Authorization": f"Bearer {admin_token}"}).get_data(as_text=True)
     assert json.loads(body)["integrations"] == {
         "default": {"ghl": True, "slack": True, "vapi_api": True},
         "North": {"ghl": True, "slack": False, "vapi_api": True},  # no channel

@@ -70,6 +70,20 @@ def test_bad_settings_give_a_one_line_error_naming_the_variable(env, message):
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize("token", ["x", "admin-s3cret", "fifteen-chars-x", " " * 3 + "a" * 15])
+def test_an_admin_token_under_16_characters_stops_start_up(token):
+    with pytest.raises(ConfigError) as caught:
+        create_app({"ADMIN_TOKEN": token})
+    message = str(caught.value)
+    assert message.startswith("ADMIN_TOKEN must be at least 16 characters long")
+    assert "\n" not in message and token.strip() not in message
+
+
+def test_an_admin_token_of_16_characters_or_none_starts():
+    assert create_app({"ADMIN_TOKEN": "sixteen-chars-ok"}).config["SETTINGS"].admin_token
+    assert create_app({"ADMIN_TOKEN": ""}).config["SETTINGS"].admin_token is None
+
+
 def test_errors_never_echo_a_password():
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping({"REDIS_URL": "http://user:s3cret@host:6379"})

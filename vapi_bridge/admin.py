@@ -1,9 +1,10 @@
 """The status page at ``/``: store, clients, outbox and the last calls (ADMIN_TOKEN).
 
 Without ``ADMIN_TOKEN`` every route here answers 404, as if it did not exist. With it:
-HTTP Basic (any user, the token as password) or a signed session cookie from ``/login``.
-Every POST carries the session's CSRF token. The page never fails because the store is
-down: it says so instead.
+HTTP Basic (any user, the token as password) or a session from ``/login``: a signed cookie
+carrying a session id that the state store holds until it expires or ``/logout`` deletes it.
+Sign-in attempts are limited per address (``signin.py``). Every POST carries the session's
+CSRF token. The page never fails because the store is down: it says so instead.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import (
@@ -22,6 +23,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -36,13 +38,15 @@ from . import pipeline, render
 from .context import Context, current_context
 from .logs import redact
 from .outbox import STEPS
-from .storage import StorageError
+from .signin import check_admin_token, same
+from .storage import StorageError, get_state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, template_folder="templates")
 
 REALM = 'Basic realm="vapi-bridge"'
 SESSION_SECONDS = 12 * 3600  # a signed-in browser signs in again after this
+SESSIONS = "admin-session"  # the session ids' key kind: <prefix>:admin-session:<sha256>
 LIST_JOBS = 20  # parked and dead jobs listed on the page
 RETRY_LIMIT = 200  # jobs one click retries...
 RETRY_SECONDS = 20.0  # ...and no job started after this: the request has to finish
@@ -72,6 +76,7 @@ def _setup(state: BlueprintSetupState) -> None:
         app.secret_key = hmac.new(token.encode(), b"vapi-bridge admin session",
                                   hashlib.sha256).hexdigest()
     app.session_interface = AdminSessionInterface()
+    app.permanent_session_lifetime = timedelta(seconds=SESSION_SECONDS)
 
 
 @bp.before_request
@@ -79,8 +84,10 @@ def _guard() -> Response | None:
     token = current_app.config["SETTINGS"].admin_token
     if not token:
         abort(404)
-    if request.endpoint != "admin.login" and not _signed_in(token):
-        return _unauthorized()
+    if request.endpoint != "admin.login":
+        denied = _access()
+        if denied is not None:
+            return denied
     if request.method == "POST":
         _check_csrf()
     return None
@@ -90,6 +97,7 @@ def _guard() -> Response | None:
 def _headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors for older browsers
     response.headers["Referrer-Policy"] = "same-origin"
     return response
 
@@ -100,21 +108,30 @@ def index() -> str:
     return render_template("admin/status.html", csrf=_csrf_token(), **_snapshot(ctx),
                            clients=_clients(ctx), auth_modes=ctx.settings.auth_modes,
                            version=current_app.config["VERSION"], now=time.time(),
-                           by_session="admin_until" in session)
+                           by_session=g.get("admin_session", False))
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | tuple[str, int] | str:
+def login() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | str:
     if request.method == "GET":
         return render_template("admin/login.html", csrf=_csrf_token())
-    token = current_app.config["SETTINGS"].admin_token
-    if not _same(request.form.get("password", ""), token):
-        log.warning("[ADMIN] Failed sign-in from %s", request.remote_addr)
+    verdict = check_admin_token(request.form.get("password", ""))
+    if verdict.retry_after is not None:
+        return _too_many(verdict.retry_after)
+    if not verdict.ok:
         return render_template("admin/login.html", csrf=_csrf_token(),
                                error="Wrong password."), 401
+    _end_session()  # a browser signing in again leaves no second session behind
+    try:
+        session_id = get_state().open_session(SESSIONS, SESSION_SECONDS)
+    except StorageError as exc:
+        log.warning("[ADMIN] Sign-in without a session, store unavailable (%s)", _kind(exc))
+        return render_template("admin/login.html", csrf=_csrf_token(),
+                               error="The state store is unavailable, so no session can be kept:"
+                                     " sign in with HTTP Basic instead."), 503
     session.clear()
     session.permanent = True
-    session["admin_until"] = time.time() + SESSION_SECONDS
+    session["sid"] = session_id
     _csrf_token()  # a fresh one for the signed-in session
     log.info("[ADMIN] Signed in from %s", request.remote_addr)
     return redirect(url_for(".index"), 303)
@@ -122,6 +139,7 @@ def login() -> Response | tuple[str, int] | str:
 
 @bp.post("/logout")
 def logout() -> Response:
+    _end_session()
     session.clear()
     return redirect(url_for(".login"), 303)
 
@@ -150,21 +168,57 @@ def retry() -> Response:
 
 
 # Access
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _signed_in(token: str) -> bool:
+def _access() -> tuple[str, int, dict[str, str]] | None:
+    """None when signed in (a live session, or Basic with the token), else the answer."""
+    if _session_live():
+        g.admin_session = True
+        return None
     auth = request.authorization
-    if auth and auth.type == "basic" and _same(auth.password or "", token):
-        return True
-    return session.get("admin_until", 0) > time.time()
+    if auth is None or auth.type != "basic":
+        return _unauthorized()
+    verdict = check_admin_token(auth.password or "")
+    if verdict.retry_after is not None:
+        return _too_many(verdict.retry_after)
+    return None if verdict.ok else _unauthorized()
+
+
+def _session_live() -> bool:
+    """Whether the cookie names a session the store still holds (not logged out, not expired)."""
+    session_id = session.get("sid")
+    if not isinstance(session_id, str):
+        return False
+    try:
+        return get_state().has_session(SESSIONS, session_id)
+    except StorageError as exc:
+        log.warning("[ADMIN] Session not checked, store unavailable (%s)", _kind(exc))
+        return False
+
+
+def _end_session() -> None:
+    """Revoke this browser's session in the store: its cookie opens nothing any more."""
+    session_id = session.get("sid")
+    if not isinstance(session_id, str):
+        return
+    try:
+        get_state().close_session(SESSIONS, session_id)
+    except StorageError as exc:
+        log.warning("[ADMIN] Session not revoked, store unavailable (%s): it expires with its"
+                    " TTL", _kind(exc))
 
 
 def _unauthorized() -> tuple[str, int, dict[str, str]]:
     """Browsers ask for Basic credentials; cancelling shows the sign-in form instead."""
     return (render_template("admin/login.html", csrf=_csrf_token()), 401,
             {"WWW-Authenticate": REALM})
+
+
+def _too_many(retry_after: int) -> tuple[str, int, dict[str, str]]:
+    """The sign-in form, saying when to try again; no Basic challenge (nothing to retry yet)."""
+    minutes = -(-retry_after // 60)
+    error = (f"Too many failed sign-ins from your address: try again in {minutes} minute"
+             f"{'s' if minutes > 1 else ''}.")
+    return (render_template("admin/login.html", csrf=_csrf_token(), error=error), 429,
+            {"Retry-After": str(retry_after)})
 
 
 def _csrf_token() -> str:
@@ -176,7 +230,7 @@ def _csrf_token() -> str:
 
 def _check_csrf() -> None:
     expected = session.get("csrf")
-    if not expected or not _same(request.form.get("csrf_token", ""), expected):
+    if not expected or not same(request.form.get("csrf_token", ""), expected):
         log.warning("[ADMIN] POST %s without a valid CSRF token", request.path)
         abort(400, description="Missing or wrong CSRF token: reload the page and try again.")
 

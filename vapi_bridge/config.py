@@ -21,6 +21,7 @@ STORAGE_FALLBACKS = ("memory", "none")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 HMAC_ALGORITHMS = ("sha256", "sha512", "sha1")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
+ADMIN_TOKEN_MIN_LENGTH = 16  # a floor: the README asks for a random token_urlsafe(32)
 
 
 class ConfigError(ValueError):
@@ -175,6 +176,14 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
+    admin_token = get("ADMIN_TOKEN")
+    if admin_token and len(admin_token) < ADMIN_TOKEN_MIN_LENGTH:
+        # The value itself (or its length) is never echoed.
+        raise ConfigError(
+            f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long; generate one"
+            " with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
+        )
+
     log_format = (get("LOG_FORMAT") or ("json" if get("VERCEL") else "text")).lower()
     if log_format not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text (got {log_format!r})")
@@ -219,7 +228,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         retry_base_delay=_number(get, "RETRY_BASE_DELAY_SECONDS", float, 60.0),
         worker_interval=_number(get, "WORKER_INTERVAL_SECONDS", float, 30.0),
         cron_secret=get("CRON_SECRET"),
-        admin_token=get("ADMIN_TOKEN"),
+        admin_token=admin_token,
     )
 
 

@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from . import pipeline
 from .context import current_context
 from .integrations import DeliveryError
+from .signin import check_admin_token
 from .storage import check_id, get_state
 from .vapi import auth, handlers, messages
 
@@ -96,7 +97,19 @@ def slack_test():
 
 @bp.get("/health")
 def health():
+    """Public: status, version, auth modes, store. Each client's integrations (their names
+    included) only for ``Authorization: Bearer <ADMIN_TOKEN>`` (sign-in limited)."""
     settings = current_app.config["SETTINGS"]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    details = False
+    if settings.admin_token and scheme.lower() == "bearer":
+        verdict = check_admin_token(given.strip())
+        if verdict.retry_after is not None:
+            return (jsonify(error="too_many_attempts", retryAfter=verdict.retry_after), 429,
+                    {"Retry-After": str(verdict.retry_after)})
+        if not verdict.ok:
+            return jsonify(error="unauthorized"), 401
+        details = True
     storage = get_state().status()
     ok = storage["available"]
     body = {
@@ -104,9 +117,10 @@ def health():
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "version": current_app.config["VERSION"],
         "auth": settings.auth_modes,
-        "integrations": {client.name: {"ghl": client.has_ghl, "slack": client.has_slack,
-                                       "vapi_api": bool(settings.vapi_api_key)}
-                         for client in settings.clients},
         "storage": storage,
     }
+    if details:
+        body["integrations"] = {client.name: {"ghl": client.has_ghl, "slack": client.has_slack,
+                                              "vapi_api": bool(settings.vapi_api_key)}
+                                for client in settings.clients}
     return jsonify(body), 200 if ok else 503

@@ -114,6 +114,23 @@ def test_what_the_outage_wrote_is_handed_back_to_the_store(backend, own_redis, c
     assert len(backend.fallback) == 0
 
 
+def test_sign_in_counts_and_sessions_survive_an_outage(backend, own_redis, clock):
+    store = StateStore(backend, prefix="t")
+    store.count_attempt("signin", "203.0.113.7", 300)
+    own_redis.kill()
+    assert store.count_attempt("signin", "203.0.113.7", 300)[0] == 1  # this process's count
+    assert store.count_attempt("signin", "203.0.113.7", 300)[0] == 2
+    session_id = store.open_session("session", 600)
+    assert store.has_session("session", session_id)
+    own_redis.start()  # empty: this Redis keeps nothing on disk
+    clock.now += 1
+    assert store.count_attempt("signin", "203.0.113.7", 300)[0] == 3  # handed back, counted on
+    assert store.has_session("session", session_id)
+    real = redis.Redis.from_url(own_redis.url, decode_responses=True)
+    [key] = real.keys("t:session:*")
+    assert session_id not in key and 0 < real.ttl(key) <= 600  # with its TTL, hashed
+
+
 def test_a_refused_command_is_an_error_not_an_outage(backend):
     backend.zadd("zset", "m", 1.0)
     with pytest.raises(StorageError, match="WRONGTYPE"):

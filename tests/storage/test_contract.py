@@ -320,3 +320,72 @@ def test_status_starts_at_any_rank_and_refuses_unknown_ones(store: StateStore):
             store.advance_status(bad, "ringing")
         with pytest.raises(ValueError, match="must"):
             store.get_status(bad)
+
+
+# Counters with a fixed window (the sign-in limit)
+def test_incr_counts_from_one_and_keeps_the_first_ttl(store: StateStore):
+    key, backend = store.key("n"), store.backend
+    assert backend.incr(key, ex=100) == (1, 100)
+    backend_ttl = backend.ttl(key)
+    assert 99 <= backend_ttl <= 100
+    count, left = backend.incr(key, ex=5000)  # a later ex does not move the window
+    assert count == 2 and 99 <= left <= 100 and 99 <= backend.ttl(key) <= 100
+    assert backend.get(key) == "2"
+
+
+def test_incr_gives_a_counter_without_ttl_one(store: StateStore):
+    key, backend = store.key("n"), store.backend
+    backend.set(key, "7", ex=1)
+    time.sleep(1.2)  # expired: counts from 1 again, with a new window
+    assert backend.incr(key, ex=60) == (1, 60)
+
+
+def test_incr_expires(store: StateStore):
+    key, backend = store.key("n"), store.backend
+    backend.incr(key, ex=1)
+    backend.incr(key, ex=1)
+    time.sleep(1.2)
+    assert backend.get(key) is None
+    assert backend.incr(key, ex=1)[0] == 1
+
+
+def test_incr_on_a_value_that_is_no_integer_raises(store: StateStore):
+    from vapi_bridge.storage import StorageError
+
+    key = store.key("n")
+    store.backend.set(key, "abc", ex=60)
+    with pytest.raises(StorageError):
+        store.backend.incr(key, ex=60)
+    assert store.backend.get(key) == "abc"
+
+
+def test_concurrent_incr_loses_no_count(store: StateStore):
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = store.key("n")
+    with ThreadPoolExecutor(8) as pool:
+        counts = sorted(count for count, _ in pool.map(
+            lambda _: store.backend.incr(key, ex=60), range(40)))
+    assert counts == list(range(1, 41))
+
+
+def test_attempts_are_counted_per_who_under_a_hashed_key(store: StateStore):
+    who = "2001:db8::1"  # an IPv6 address: ':' may not appear in a key as is
+    assert store.count_attempt("signin", who, 60) == (1, 60)
+    count, left = store.count_attempt("signin", who, 60)
+    assert count == 2 and 59 <= left <= 60
+    assert store.count_attempt("signin", "203.0.113.9", 60)[0] == 1  # its own counter
+    store.clear_attempts("signin", who)
+    assert store.count_attempt("signin", who, 60)[0] == 1
+    assert store.count_attempt("signin", "203.0.113.9", 60)[0] == 2  # not cleared
+
+
+def test_sessions_open_and_close(store: StateStore):
+    first, second = store.open_session("session", 60), store.open_session("session", 60)
+    assert first != second and len(first) >= 32
+    assert store.has_session("session", first) and store.has_session("session", second)
+    assert store.has_session("session", "never-opened") is False
+    assert store.close_session("session", first) is True
+    assert store.has_session("session", first) is False
+    assert store.has_session("session", second) is True
+    assert store.close_session("session", first) is False

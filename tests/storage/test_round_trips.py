@@ -66,3 +66,20 @@ def test_rest_call_report_and_status_are_one_round_trip_each(store: StateStore, 
     assert [command[0] for command in bodies[1]] == ["ZADD", "EXPIRE"]  # one /pipeline each
     assert [command[0] for command in bodies[2]] == ["ZADD", "EXPIRE"]
     assert store.get_status("c1") == "ended"
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_counting_an_attempt_is_one_script(store: StateStore, redis_client):
+    store.count_attempt("signin", "203.0.113.9", 60)  # loads the script: EVALSHA after that
+    count = lambda: store.count_attempt("signin", "203.0.113.9", 60)  # noqa: E731
+    commands = _redis_commands(redis_client, count)
+    assert commands.pop("evalsha") == 1
+    assert set(commands) <= {"incr", "ttl"}  # run inside the script, no round trip of its own
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_counting_an_attempt_is_one_round_trip(store: StateStore, upstash):
+    assert store.count_attempt("signin", "203.0.113.9", 60) == (1, 60)
+    bodies = upstash.commands()
+    assert len(bodies) == 1 and bodies[0][0] == "EVAL"
+    assert "203.0.113.9" not in bodies[0][3]  # the address is hashed into the key

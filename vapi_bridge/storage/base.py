@@ -58,6 +58,14 @@ class Backend(ABC):
     def delete_if_equals(self, key: str, value: str) -> bool:
         """Delete ``key`` only if it still holds ``value`` (one atomic step)."""
 
+    @abstractmethod
+    def incr(self, key: str, *, ex: int) -> tuple[int, int]:
+        """Add 1 to the counter at ``key`` (0 if absent) in one atomic step; a counter
+        without a TTL gets ``ex`` seconds, one that has one keeps it (a fixed window).
+
+        Returns (the new count, seconds left).
+        """
+
     # Sorted sets (the outbox, the call status). Scores are floats.
     @abstractmethod
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
@@ -95,4 +103,16 @@ if redis.call("get", KEYS[1]) == ARGV[1] then
   return redis.call("del", KEYS[1])
 end
 return 0
+"""
+
+# A counter with a fixed window: INCR, and EXPIRE only when the key has no TTL yet (what
+# EXPIRE NX does on Redis 7+, here on any version); one command, so one round trip.
+INCR_LUA = """
+local count = redis.call("incr", KEYS[1])
+local ttl = redis.call("ttl", KEYS[1])
+if ttl < 0 then
+  redis.call("expire", KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
 """

@@ -106,6 +106,9 @@ class FallbackBackend(Backend):
     def delete_if_equals(self, key: str, value: str) -> bool:
         return self._use("delete_if_equals", key, value)
 
+    def incr(self, key: str, *, ex: int) -> tuple[int, int]:
+        return self._use("incr", key, ex=ex)
+
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
              ex: int | None = None) -> bool:
         return self._use("zadd", key, member, score, gt=gt, ex=ex)

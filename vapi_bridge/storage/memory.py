@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 
 from ..config import Settings
-from .base import Backend
+from .base import Backend, StorageError
 
 Value = str | dict[str, float] | deque[str]  # a string, a sorted set, a capped log
 
@@ -87,6 +87,17 @@ class MemoryBackend(Backend):
                 del self._entries[key]
                 return True
             return False
+
+    def incr(self, key: str, *, ex: int) -> tuple[int, int]:
+        with self._lock:
+            entry = self._live(key)
+            if entry and not (isinstance(entry[0], str) and entry[0].lstrip("-").isdigit()):
+                raise StorageError("memory: value is not an integer")  # as Redis refuses it
+            count = int(entry[0]) + 1 if entry else 1
+            now = self._clock()
+            expires_at = entry[1] if entry and not math.isinf(entry[1]) else now + ex
+            self._write(key, str(count), None, expires_at)
+            return count, max(1, round(expires_at - now))
 
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
              ex: int | None = None) -> bool:

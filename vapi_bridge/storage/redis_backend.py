@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, Backend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class RedisBackend(Backend):
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
         )
         self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
+        self._incr = self._client.register_script(INCR_LUA)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackend:
@@ -96,6 +97,11 @@ class RedisBackend(Backend):
     def delete_if_equals(self, key: str, value: str) -> bool:
         with _wrapped():
             return bool(self._delete_if_equals(keys=[key], args=[value]))
+
+    def incr(self, key: str, *, ex: int) -> tuple[int, int]:
+        with _wrapped():
+            count, ttl = self._incr(keys=[key], args=[ex])
+            return int(count), int(ttl)
 
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
              ex: int | None = None) -> bool:

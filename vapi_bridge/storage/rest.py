@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, Backend, StorageError
 
 
 class RestBackend(Backend):
@@ -68,6 +68,10 @@ class RestBackend(Backend):
 
     def delete_if_equals(self, key: str, value: str) -> bool:
         return bool(self._command("EVAL", DELETE_IF_EQUALS_LUA, 1, key, value))
+
+    def incr(self, key: str, *, ex: int) -> tuple[int, int]:
+        count, ttl = self._command("EVAL", INCR_LUA, 1, key, ex)
+        return int(count), int(ttl)
 
     def zadd(self, key: str, member: str, score: float, *, gt: bool = False,
              ex: int | None = None) -> bool:

@@ -6,6 +6,7 @@ Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -193,6 +194,31 @@ class StateStore:
         value = self.backend.get(self.key("call-contact", check_id(call_id, "call_id")))
         return json.loads(value) if value else None
 
+    # Attempts: how often someone tried something within a window (the sign-in limit).
+    # One counter per ``who`` (an address...), hashed: any string is safe in the key.
+    def count_attempt(self, kind: str, who: str, window: int) -> tuple[int, int]:
+        """One more attempt by ``who``: (attempts in the window, seconds until it frees).
+
+        The window starts at the first attempt and is not extended by later ones.
+        """
+        return self.backend.incr(self.key(kind, _digest(who)), ex=window)
+
+    def clear_attempts(self, kind: str, who: str) -> None:
+        self.backend.delete(self.key(kind, _digest(who)))
+
+    # Sessions (the status page's sign-in): a random id in the cookie, its digest stored
+    # with the session's lifetime as TTL; deleting it signs that browser out everywhere.
+    def open_session(self, kind: str, ttl: int) -> str:
+        session_id = secrets.token_urlsafe(32)
+        self.backend.set(self.key(kind, _digest(session_id)), "1", ex=ttl)
+        return session_id
+
+    def has_session(self, kind: str, session_id: str) -> bool:
+        return self.backend.get(self.key(kind, _digest(session_id))) is not None
+
+    def close_session(self, kind: str, session_id: str) -> bool:
+        return self.backend.delete(self.key(kind, _digest(session_id)))
+
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")
         return self.key(kind, *(check_id(value, names[min(i, 1)]) for i, value in enumerate(ids)))
@@ -223,6 +249,11 @@ class StateStore:
             "fallback": getattr(self.backend, "fallback_name", None),
             "degraded": getattr(self.backend, "degraded", False),
         }
+
+
+def _digest(value: str) -> str:
+    """A fixed-size, key-safe stand-in for a value that must not appear in a key as is."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _json_object(value: dict[str, Any]) -> str:
