@@ -27,7 +27,7 @@ from .config import Settings
 from .context import Context, current_context
 from .integrations import DeliveryError
 from .outbox import Job
-from .storage import StorageError, check_id
+from .storage import CallBelongsToAnotherClient, StorageError, check_id
 
 log = logging.getLogger(__name__)
 cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, replay, outbox, retry, worker.")
@@ -169,6 +169,9 @@ def replay(call_id: str) -> None:
     except DeliveryError as exc:
         raise click.ClickException(f"Vapi unreachable ({exc}) -> check VAPI_API_BASE_URL,"
                                    " VAPI_API_KEY and the network") from None
+    except CallBelongsToAnotherClient as exc:
+        raise click.ClickException(f"call {call_id} resolves to client {exc.client} but belongs"
+                                   f" to client {exc.owner}: nothing done") from None
     if replayed is None:
         raise click.ClickException(f"Vapi has no call {call_id}")
     client, delivery = replayed

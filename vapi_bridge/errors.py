@@ -7,7 +7,7 @@ import logging
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .storage import StorageError
+from .storage import CallBelongsToAnotherClient, StorageError
 from .vapi.messages import InvalidJson, InvalidPayload
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(InvalidJson, invalid_json)
     app.register_error_handler(InvalidPayload, invalid_payload)
+    app.register_error_handler(CallBelongsToAnotherClient, call_of_another_client)
     app.register_error_handler(StorageError, storage_unavailable)
     app.register_error_handler(Exception, unexpected_error)
 
@@ -40,6 +41,13 @@ def invalid_payload(exc: InvalidPayload):
     log.warning("[WEBHOOK] Invalid payload requestId=%s type=%s callId=%s fields=%s",
                 _request_id(), g.get("message_type"), g.get("call_id"), sorted(exc.details))
     return _json({"error": "invalid_payload", "details": exc.details}, 400)
+
+
+def call_of_another_client(exc: CallBelongsToAnotherClient):
+    log.warning("[WEBHOOK] Refused requestId=%s type=%s callId=%s client=%s: the call belongs"
+                " to client %s", _request_id(), g.get("message_type"), exc.call_id, exc.client,
+                exc.owner)
+    return _json({"error": "call_belongs_to_another_client"}, 409)
 
 
 def storage_unavailable(exc: StorageError):

@@ -17,7 +17,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from .clients import Client
 from .integrations import DeliveryError
-from .storage import check_id, get_state
+from .storage import CallBelongsToAnotherClient, check_id, get_state
 from .webhooks import authenticated
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,11 @@ def _start_once(data: dict[str, Any], client: Client, contact_id: str,
             return jsonify(error="vapi_rejected", message=str(exc)), exc.status
         return jsonify(error="vapi_unavailable", message=str(exc)), 502
     call_id = check_id(call["id"], "call id")
+    try:
+        state.own_call(call_id, client.name)  # a webhook about the call may have come first
+    except CallBelongsToAnotherClient as exc:
+        log.warning("[OUTBOUND] Call started callId=%s client=%s, already recorded for client"
+                    " %s: its webhooks will be refused", call_id, client.name, exc.owner)
     state.remember_call_contact(call_id, {"contactId": contact_id, "client": client.name,
                                           "locationId": client.ghl_location_id})
     state.store_answer("outbound", ids, {"callId": call_id}, ttl=ttl)

@@ -82,8 +82,10 @@ def receive(report: CallReport, ctx: Context, *,
     if not (ctx.integrations.ghl(client) or ctx.integrations.slack(client)):
         # Nothing to deliver: one write says it all.
         return client, _record(report, ctx, None, _unconfigured(client), summary=True)
-    # Stored before any outside call, so a crash mid-delivery loses nothing.
-    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata())
+    # Stored before any outside call, so a crash mid-delivery loses nothing. The call must be
+    # this client's (CallBelongsToAnotherClient: nothing stored, nothing delivered).
+    ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata(),
+                          client=client.name)
     return client, run(report, ctx, from_vapi=from_vapi)
 
 
@@ -128,7 +130,8 @@ def _record(report: CallReport, ctx: Context, contact_id: str | None,
     metadata = {**report.to_metadata(), "client": ctx.client.name,
                 "contact_id": contact_id or report.contact_id, "delivery": delivery}
     if summary:
-        ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata)
+        ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata,
+                              client=ctx.client.name)
     else:
         ctx.state.store_metadata(report.call_id, metadata)
     log.info("[END_OF_CALL] Delivered callId=%s client=%s outcome=%s %s", report.call_id,

@@ -10,7 +10,7 @@ import redis
 from vapi_bridge import create_app
 from vapi_bridge.config import settings_from_mapping
 from vapi_bridge.outbox import Job, Outbox
-from vapi_bridge.storage import StateStore, StorageError
+from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore, StorageError
 from vapi_bridge.storage.fallback import FallbackBackend, with_fallback
 from vapi_bridge.storage.memory import MemoryBackend
 from vapi_bridge.storage.redis_backend import RedisBackend
@@ -129,6 +129,22 @@ def test_sign_in_counts_and_sessions_survive_an_outage(backend, own_redis, clock
     real = redis.Redis.from_url(own_redis.url, decode_responses=True)
     [key] = real.keys("t:session:*")
     assert session_id not in key and 0 < real.ttl(key) <= 600  # with its TTL, hashed
+
+
+def test_call_owners_hold_while_degraded_and_are_handed_back(backend, own_redis, clock):
+    store = StateStore(backend, prefix="t")
+    own_redis.kill()
+    store.record_call("call-1", summary="s", metadata={}, client="North")
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.record_call("call-1", summary="theirs", metadata={}, client="South")
+    assert store.get_call_summary("call-1") == "s"
+    own_redis.start()
+    clock.now += 1
+    assert store.call_owner("call-1") == "North"  # the probe: recovered, handed back
+    assert redis.Redis.from_url(own_redis.url, decode_responses=True).get(
+        "t:owner:call-1") == "North"
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.own_call("call-1", "South")
 
 
 def test_a_refused_command_is_an_error_not_an_outage(backend):

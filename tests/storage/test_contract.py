@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from vapi_bridge.storage import StateStore
+from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
 
 SUMMARY = "Caller booked a cleaning for Tuesday. Señora Núñez 😀 — 预约"
 METADATA = {"ghl": {"contactId": "c_1", "tags": ["nuevo", "café"]}, "n": 3, "ok": True, "x": None}
@@ -389,3 +390,47 @@ def test_sessions_open_and_close(store: StateStore):
     assert store.has_session("session", first) is False
     assert store.has_session("session", second) is True
     assert store.close_session("session", first) is False
+
+
+# Call ownership: one client never writes over another's call
+def test_set_or_get_writes_once_and_returns_what_is_held(store: StateStore):
+    key = store.key("x", "1")
+    assert store.backend.set_or_get(key, "Señora Núñez", ex=60) is None  # written
+    assert store.backend.get(key) == "Señora Núñez"
+    assert 0 < store.backend.ttl(key) <= 60
+    assert store.backend.set_or_get(key, "other", ex=600) == "Señora Núñez"  # held: unchanged
+    assert store.backend.get(key) == "Señora Núñez"
+    assert store.backend.ttl(key) <= 60
+
+
+def test_concurrent_set_or_get_has_one_writer(store: StateStore):
+    key = store.key("x", "race")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        held = list(pool.map(lambda n: store.backend.set_or_get(key, f"v{n}", ex=60), range(16)))
+    [written] = [n for n, value in enumerate(held) if value is None]
+    assert set(held) - {None} == {f"v{written}"}
+    assert store.backend.get(key) == f"v{written}"
+
+
+def test_a_call_belongs_to_the_client_that_recorded_it_first(store: StateStore):
+    store.record_call("call-1", summary=SUMMARY, metadata=METADATA, client="North Dental")
+    assert store.call_owner("call-1") == "North Dental"
+    assert 0 < store.backend.ttl(store.key("owner", "call-1")) <= store.ttl
+    with pytest.raises(CallBelongsToAnotherClient) as refused:
+        store.record_call("call-1", summary="theirs", metadata={"n": 2}, client="South")
+    assert (refused.value.call_id, refused.value.client, refused.value.owner) == (
+        "call-1", "South", "North Dental")
+    assert store.get_call_summary("call-1") == SUMMARY  # nothing of theirs was written
+    assert store.get_metadata("call-1") == METADATA
+    assert store.backend.latest(store.key("recent-calls"), 10) == ["call-1"]
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.own_call("call-1", "South")
+    # The owner again (a Vapi retry): accepted, as before.
+    store.record_call("call-1", summary="again", metadata={"n": 3}, client="North Dental")
+    store.own_call("call-1", "North Dental")
+    assert store.get_call_summary("call-1") == "again"
+    assert store.call_owner("call-1") == "North Dental"
+    store.own_call("call-2", "South")  # a tool call can be first
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.record_call("call-2", summary="s", metadata={}, client="North Dental")
+    assert store.get_metadata("call-2") is None

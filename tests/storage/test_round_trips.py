@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
-from vapi_bridge.storage import StateStore
+from tests.vapi.payloads import EOCR_CURRENT
+from vapi_bridge import create_app
+from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
+from vapi_bridge.storage.base import SET_OR_GET_LUA
 
 
-def _calls(redis_client) -> dict[str, int]:
-    stats = redis_client.info("commandstats")
-    return {name.removeprefix("cmdstat_"): value["calls"] for name, value in stats.items()}
+def _stats(redis_client) -> tuple[dict[str, int], int]:
+    """Redis's own counts: calls per command, and read events (one per round trip)."""
+    stats = redis_client.info("all")
+    calls = {name.removeprefix("cmdstat_"): value["calls"]
+             for name, value in stats.items() if name.startswith("cmdstat_")}
+    return calls, stats["total_reads_processed"]
+
+
+def _redis_cost(redis_client, operation) -> tuple[dict[str, int], int]:
+    """(commands by name, round trips) of ``operation``, as Redis counted them."""
+    before, reads_before = _stats(redis_client)
+    operation()
+    after, reads_after = _stats(redis_client)
+    delta = {name: after[name] - before.get(name, 0) for name in after}
+    delta["info"] -= 1  # our own INFO, and its read
+    return {name: n for name, n in delta.items() if n}, reads_after - reads_before - 1
 
 
 def _redis_commands(redis_client, operation) -> dict[str, int]:
-    before = _calls(redis_client)
-    operation()
-    after = _calls(redis_client)
-    delta = {name: after[name] - before.get(name, 0) for name in after}
-    delta["info"] -= 1  # our own INFO
-    return {name: n for name, n in delta.items() if n}
+    return _redis_cost(redis_client, operation)[0]
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
@@ -48,7 +61,7 @@ def test_redis_call_report_and_status_costs(store: StateStore, redis_client):
     store.backend.ping()
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1})  # noqa: E731
     # One pipeline: metadata, summary, and the call's place among the recent calls.
-    assert _redis_commands(redis_client, record) == {"set": 2, "xadd": 1}
+    assert _redis_cost(redis_client, record) == ({"set": 2, "xadd": 1}, 1)
     advance = lambda: store.advance_status("c1", "ringing")  # noqa: E731
     assert _redis_commands(redis_client, advance) == {"zadd": 1, "expire": 1}
 
@@ -83,3 +96,53 @@ def test_rest_counting_an_attempt_is_one_round_trip(store: StateStore, upstash):
     bodies = upstash.commands()
     assert len(bodies) == 1 and bodies[0][0] == "EVAL"
     assert "203.0.113.9" not in bodies[0][3]  # the address is hashed into the key
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_a_call_record_with_its_owner_is_4_commands_in_2_round_trips(store: StateStore,
+                                                                          redis_client):
+    store.backend.ping()
+    record = lambda: store.record_call("c1", summary="s", metadata={"a": 1},  # noqa: E731
+                                       client="North Dental")
+    # SET NX GET for the owner, then the pipeline as before; a retry of its client alike.
+    assert _redis_cost(redis_client, record) == ({"set": 3, "xadd": 1}, 2)
+    assert _redis_cost(redis_client, record) == ({"set": 3, "xadd": 1}, 2)
+
+    def another_client():
+        with pytest.raises(CallBelongsToAnotherClient):
+            store.record_call("c1", summary="x", metadata={}, client="South")
+
+    assert _redis_cost(redis_client, another_client) == ({"set": 1}, 1)  # nothing written
+
+
+def test_redis_an_end_of_call_report_is_4_commands_in_2_round_trips(redis_url, prefix,
+                                                                   redis_client):
+    app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix})
+    app.extensions["state_storage"].backend.ping()
+    report = copy.deepcopy(EOCR_CURRENT)
+    post = lambda: app.test_client().post("/vapi/webhook", json=report)  # noqa: E731
+    assert _redis_cost(redis_client, post) == ({"set": 3, "xadd": 1}, 2)
+    assert app.extensions["state_storage"].call_owner("call-2") == "default"
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_that_refuses_set_nx_get_gets_the_script(store: StateStore, redis_client):
+    store.backend._set_nx_get = False  # as a server before Redis 7.0 would have it
+    store.own_call("c1", "North")
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.own_call("c1", "South")
+    assert store.call_owner("c1") == "North"
+    assert 0 < store.backend.ttl(store.key("owner", "c1")) <= store.ttl
+    assert "evalsha" in _redis_commands(redis_client, lambda: store.own_call("c1", "North"))
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_a_call_record_with_its_owner_is_2_round_trips(store: StateStore, upstash):
+    store.record_call("c1", summary="s", metadata={"a": 1}, client="North Dental")
+    with pytest.raises(CallBelongsToAnotherClient):
+        store.record_call("c1", summary="x", metadata={}, client="South")
+    owner, pipeline, refused = upstash.commands()
+    assert owner == ["EVAL", SET_OR_GET_LUA, 1, store.key("owner", "c1"), "North Dental", 86400]
+    assert [command[0] for command in pipeline] == ["SET", "SET", "XADD"]
+    assert refused[0] == "EVAL"  # and nothing after it
+    assert store.get_call_summary("c1") == "s"

@@ -197,6 +197,7 @@ def test_the_mode_is_per_client(crm):
     assert hooked(crm) == [("agency", {"phone": CALLER, "tag": "vip", "action": "add_tag"})]
     payload = message(item("t2", "add_tag", {"tag": "vip"}))
     payload["message"]["call"]["assistantId"] = "someone-else"  # the default client: API mode
+    payload["message"]["call"]["id"] = "c2"  # its own call (c1 is the agency's)
     assert post(app, payload)[0]["result"] == "The tag is added."
     assert [r.path for r in crm.requests][1:] == ["/contacts/search/duplicate", "/contacts/upsert",
                                                   "/contacts/contact-1/tags"]

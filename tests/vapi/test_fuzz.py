@@ -241,7 +241,7 @@ def check_answer(client, body: bytes, content_type: str | None) -> int:
 def check_store(app) -> Counter:
     """Only what the handlers mean to store, well-formed: ``vapi:<kind>:<id>[:<id>]``.
 
-    summary, metadata and status hold call data; any other kind is a delivery claim
+    summary, metadata, status and owner hold call data; any other kind is a delivery claim
     (``note:<callId>:<contactId>`` and the like), either taken or done.
     """
     kinds: Counter = Counter()
@@ -260,8 +260,10 @@ def check_store(app) -> Counter:
             assert all(check_id(call_id) for call_id in value), value
         elif kind == "summary":
             assert isinstance(value, str) and value
-        elif kind == "tool":  # a tool call's stored answer, for repeated deliveries
-            assert len(ids) == 1, key
+        elif kind == "owner":  # the client that first recorded the call
+            assert value in {client.name for client in app.config["SETTINGS"].clients}, value
+        elif kind == "tool":  # a tool call's stored answer per client, for repeated deliveries
+            assert len(ids) == 2 and re.fullmatch("[0-9a-f]{16}", ids[0]), key
             answer = json.loads(value.removeprefix(ANSWER_PREFIX))
             assert value.startswith(ANSWER_PREFIX) and set(answer) <= {"result", "error"}, value
         else:

@@ -333,7 +333,7 @@ def test_get_call_context_for_an_unknown_call(client):
     assert json.loads(result["result"]) == {"callId": CALL_ID, "known": False}
     [result] = post(client, tool_calls(_call("t2", "get_call_context", {"callId": "a:b"}))
                     ).get_json()["results"]
-    assert result["error"].startswith("That call id cannot be looked up")
+    assert result["error"] == "I can only look up the current call."
 
 
 def test_legacy_function_call_uses_the_same_registry(client, echo_tools):

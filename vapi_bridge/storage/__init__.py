@@ -19,10 +19,10 @@ from .fallback import with_fallback
 from .memory import MemoryBackend
 from .redis_backend import RedisBackend
 from .rest import RestBackend
-from .state import StateStore, check_id
+from .state import CallBelongsToAnotherClient, StateStore, check_id
 
-__all__ = ["Backend", "StateStorage", "StateStore", "StorageError", "check_id",
-           "create_backend", "get_state", "state_storage"]
+__all__ = ["Backend", "CallBelongsToAnotherClient", "StateStorage", "StateStore", "StorageError",
+           "check_id", "create_backend", "get_state", "state_storage"]
 
 log = logging.getLogger(__name__)
 

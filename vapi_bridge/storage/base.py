@@ -35,6 +35,11 @@ class Backend(ABC):
         """
 
     @abstractmethod
+    def set_or_get(self, key: str, value: str, *, ex: int) -> str | None:
+        """Write ``value`` with a TTL of ``ex`` seconds unless ``key`` exists, in one atomic
+        step (Redis: SET NX GET). Returns the value ``key`` already held, None if written."""
+
+    @abstractmethod
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         """Read several keys in one round trip (MGET)."""
 
@@ -96,6 +101,17 @@ class Backend(ABC):
     def ping(self) -> None:
         """Raise ``StorageError`` unless the store answers."""
 
+
+# SET NX GET for servers that cannot combine NX and GET (before Redis 7.0; Upstash documents
+# 6.2): the holder's value, or false after writing ours.
+SET_OR_GET_LUA = """
+local held = redis.call("get", KEYS[1])
+if held then
+  return held
+end
+redis.call("set", KEYS[1], ARGV[1], "EX", ARGV[2])
+return false
+"""
 
 # Compare-and-delete, from the Redis SET documentation's locking pattern.
 DELETE_IF_EQUALS_LUA = """

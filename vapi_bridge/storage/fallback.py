@@ -90,6 +90,9 @@ class FallbackBackend(Backend):
     def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
         return self._use("set", key, value, ex=ex, nx=nx)
 
+    def set_or_get(self, key: str, value: str, *, ex: int) -> str | None:
+        return self._use("set_or_get", key, value, ex=ex)
+
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         return self._use("get_many", keys)
 

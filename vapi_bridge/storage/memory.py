@@ -58,6 +58,13 @@ class MemoryBackend(Backend):
             self._write(key, value, ex)
             return True
 
+    def set_or_get(self, key: str, value: str, *, ex: int) -> str | None:
+        with self._lock:
+            if self._live(key):
+                return self._string(key)
+            self._write(key, value, ex)
+            return None
+
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, SET_OR_GET_LUA, Backend, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class RedisBackend(Backend):
         )
         self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
         self._incr = self._client.register_script(INCR_LUA)
+        self._set_or_get = self._client.register_script(SET_OR_GET_LUA)
+        self._set_nx_get = True  # until the server refuses it (before Redis 7.0)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisBackend:
@@ -68,6 +70,16 @@ class RedisBackend(Backend):
     def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
         with _wrapped():
             return bool(self._client.set(key, value, ex=ex, nx=nx))
+
+    def set_or_get(self, key: str, value: str, *, ex: int) -> str | None:
+        with _wrapped():
+            if self._set_nx_get:
+                try:
+                    return self._client.set(key, value, ex=ex, nx=True, get=True)
+                except redis.ResponseError:  # "syntax error": NX and GET not together here
+                    log.info("[STATE_STORAGE] SET NX GET refused: using a Lua script instead")
+                    self._set_nx_get = False
+            return self._set_or_get(keys=[key], args=[value, ex])
 
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         if not keys:

@@ -15,7 +15,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, Backend, StorageError
+from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, SET_OR_GET_LUA, Backend, StorageError
 
 
 class RestBackend(Backend):
@@ -46,6 +46,10 @@ class RestBackend(Backend):
     def set(self, key: str, value: str, *, ex: int, nx: bool = False) -> bool:
         args = ["SET", key, value, "EX", ex] + (["NX"] if nx else [])
         return self._command(*args) == "OK"
+
+    def set_or_get(self, key: str, value: str, *, ex: int) -> str | None:
+        # Upstash documents Redis 6.2, which refuses NX with GET: the script, one round trip.
+        return self._command("EVAL", SET_OR_GET_LUA, 1, key, value, ex)
 
     def get_many(self, keys: Sequence[str]) -> list[str | None]:
         return list(self._command("MGET", *keys)) if keys else []

@@ -1,7 +1,8 @@
 """The service's state, written once over any backend.
 
 Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>``,
-``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL.
+``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL. A call belongs to
+the client that first recorded it: ``<prefix>:owner:<callId>`` holds that client's name.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ _MAX_OPEN_CLAIMS = 10_000
 # Vapi's call statuses in the order a call moves through them.
 CALL_STATUSES = ("scheduled", "queued", "ringing", "in-progress", "forwarding", "ended")
 RECENT_CALLS = 50  # what the status page lists: the log keeps twice that (repeats)
+
+
+class CallBelongsToAnotherClient(Exception):
+    """A call id another client recorded first: nothing of that call may be touched."""
+
+    def __init__(self, call_id: str, client: str, owner: str):
+        super().__init__(f"call {call_id} belongs to another client")
+        self.call_id, self.client, self.owner = call_id, client, owner
 
 
 def check_id(value: object, what: str = "id") -> str:
@@ -84,10 +93,16 @@ class StateStore:
         return [{"call_id": call_id, **json.loads(value)}
                 for call_id, value in zip(ids, values, strict=True) if value]
 
-    def record_call(self, call_id: str, *, summary: str | None,
-                    metadata: dict[str, Any]) -> None:
-        """Summary and metadata of an ended call, listed among the recent calls: one round trip."""
+    def record_call(self, call_id: str, *, summary: str | None, metadata: dict[str, Any],
+                    client: str | None = None) -> None:
+        """Summary and metadata of an ended call, listed among the recent calls: one round trip.
+
+        With ``client``, first one more (``own_call``): a call of another client raises
+        ``CallBelongsToAnotherClient`` before anything is written.
+        """
         check_id(call_id, "call_id")
+        if client is not None:
+            self.own_call(call_id, client)
         items = {self.key("metadata", call_id): _json_object(metadata)}
         if summary:
             items[self.key("summary", call_id)] = summary
@@ -96,6 +111,17 @@ class StateStore:
         self.backend.set_many(items, ex=self.ttl, append=recent)
         log.info("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
+
+    # Ownership: one command (SET NX GET), so the first recorder wins even among racers.
+    def own_call(self, call_id: str, client: str) -> None:
+        """Make ``client`` the call's owner unless it has one; raise if another client owns it."""
+        key = self.key("owner", check_id(call_id, "call_id"))
+        owner = self.backend.set_or_get(key, client, ex=self.ttl)
+        if owner is not None and owner != client:
+            raise CallBelongsToAnotherClient(call_id, client, owner)
+
+    def call_owner(self, call_id: str) -> str | None:
+        return self.backend.get(self.key("owner", check_id(call_id, "call_id")))
 
     # Call status: only ever moves forward (a late "ringing" never overwrites "ended").
     # A one-member sorted set whose score is the status's rank: ZADD GT keeps it monotonic

@@ -2,12 +2,13 @@
 
 A tool is ``function(arguments: dict, ctx: Context) -> str | dict``. Vapi wants every
 result and error as a single-line string, one per ``toolCallId``, in order. Each
-``toolCallId`` runs once: its answer is stored, and a repeated delivery gets it back.
+``toolCallId`` runs once per client: its answer is stored, and a repeated delivery gets it back.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import logging
 import re
@@ -49,19 +50,26 @@ def run(call: ToolCall, ctx: Context) -> dict[str, str]:
 
 
 def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
-    """Run a tool call at most once per ``toolCallId``: a repeat gets the first answer."""
+    """Run a tool call at most once per client and ``toolCallId``: a repeat gets the first
+    answer; another client's call with the same id runs on its own."""
     try:
-        tool_call_id = check_id(call.id, "toolCallId")
+        ids = (client_key(ctx), check_id(call.id, "toolCallId"))
     except ValueError:
         return run(call, ctx)  # no usable id: nothing to deduplicate on
-    if not ctx.state.claim("tool", tool_call_id):
-        return ctx.state.wait_for_answer("tool", (tool_call_id,), deadline) or {"error": TOO_SLOW}
+    if not ctx.state.claim("tool", *ids):
+        return ctx.state.wait_for_answer("tool", ids, deadline) or {"error": TOO_SLOW}
     answer, keep = _execute(call, ctx)
     if keep:
-        ctx.state.store_answer("tool", (tool_call_id,), answer)
+        ctx.state.store_answer("tool", ids, answer)
     else:  # a passing outage: let Vapi's next delivery try again
-        ctx.state.release("tool", tool_call_id)
+        ctx.state.release("tool", *ids)
     return answer
+
+
+def client_key(ctx: Context) -> str:
+    """The client as part of a key: names are free text (spaces, colons), so a digest."""
+    name = ctx.client.name if ctx.client else ""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""``get_call_context``: what the store knows of the current call."""
+"""``get_call_context``: what the store knows of the current call, and of no other."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from . import ToolError, tool
 
 @tool("get_call_context")
 def get_call_context(arguments: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    call_id = arguments.get("callId") or ctx.call_id
+    asked, call_id = arguments.get("callId"), ctx.call_id
+    if asked and asked != call_id:  # another call may be another client's
+        raise ToolError("I can only look up the current call.")
     if not call_id:
         raise ToolError("There is no call id to look up.")
     try:

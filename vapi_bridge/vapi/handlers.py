@@ -75,7 +75,7 @@ def status_update(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 @handles("tool-calls", ToolCallsSchema)
 def tool_calls_message(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"results": tools.run_all(tool_calls(message), _for_the_call(message, ctx))}
+    return {"results": tools.run_all(tool_calls(message), _owned(_for_the_call(message, ctx)))}
 
 
 def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
@@ -87,10 +87,17 @@ def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
     return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"))
 
 
+def _owned(ctx: Context) -> Context:
+    """Tools run only for the client that owns the call (the first to record it), else 409."""
+    if ctx.call_id:
+        ctx.state.own_call(ctx.call_id, ctx.client.name)
+    return ctx
+
+
 @handles("function-call", FunctionCallSchema)
 def function_call(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
     call = message["functionCall"]
-    answer = tools.run(ToolCall.from_item(call), _for_the_call(message, ctx))
+    answer = tools.run(ToolCall.from_item(call), _owned(_for_the_call(message, ctx)))
     # The legacy format only reads "result": an error is said as the result.
     return {"result": answer.get("result", answer.get("error"))}
 
