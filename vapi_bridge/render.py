@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .clients import Client
+from .ids import is_url_id, url_path
 from .vapi.messages import CallReport
 
 NO_SUMMARY = "No summary available."
@@ -60,10 +61,10 @@ def note_body(report: CallReport, transcript_chars: int) -> str:
 
 
 def contact_url(app_base_url: str, client: Client, contact_id: str | None) -> str | None:
-    if not (contact_id and client.ghl_location_id):
+    if not (is_url_id(contact_id) and is_url_id(client.ghl_location_id)):
         return None
-    return (f"{app_base_url.rstrip('/')}/v2/location/{client.ghl_location_id}"
-            f"/contacts/detail/{contact_id}")
+    return app_base_url.rstrip("/") + url_path("/v2/location/{}/contacts/detail/{}",
+                                               client.ghl_location_id, contact_id)
 
 
 def slack_message(report: CallReport, client: Client, *, contact_link: str | None,
