@@ -43,7 +43,8 @@ def url_path(template: str, *ids: str) -> str:
     """``url_path("/contacts/{}/notes", contact_id)`` -> ``/contacts/<id>/notes``.
 
     Each ``{}`` segment takes the next id; every segment, fixed or not, must pass the id
-    rule (so even an id formatted into the template is checked) and is percent-encoded.
+    rule and is percent-encoded (so even an id formatted into the template by mistake
+    cannot climb with ``..`` or touch the query).
     A trailing ``/`` is kept (GoHighLevel has ``POST /opportunities/``).
     """
     if not template.startswith("/"):

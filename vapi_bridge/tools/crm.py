@@ -67,6 +67,7 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
     if phone is None:
         raise ToolError(f"I need the phone number (phone) to {PURPOSE['send_sms']}.")
     body = args.required("body", "the message text")
+    call_id = args.id("callId")  # only a workflow reads it, but a bad one is refused in both modes
     first_name = args.text("firstName")
     template = args.text("template")
     if template is not None and template.lower() not in TEMPLATES:
@@ -79,7 +80,7 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
             raise ToolError(f"No GoHighLevel workflow is set up for {kind}.")
         _post_workflow(ctx, url, "send_sms", {
             "phone": phone, "firstName": first_name, "template": template,
-            "callId": args.id("callId") or ctx.call_id, "body": body})
+            "callId": call_id or ctx.call_id, "body": body})
         return "The text message is on its way."
     contact = _contact(ghl, ctx, phone=phone, names={"firstName": first_name})
     ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
