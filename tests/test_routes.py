@@ -38,7 +38,7 @@ def test_pull_metadata_runs_the_pipeline_and_is_safe_to_repeat(app, vapi_api, gh
 
 @pytest.mark.parametrize(("body", "status", "error"), [
     ({}, 400, "invalid_payload"), ({"callId": ""}, 400, "invalid_payload"),
-    ({"callId": "a:b"}, 400, "invalid_payload"), ("not json", 400, "invalid_payload"),
+    ({"callId": "a:b"}, 400, "invalid_payload"), ("not json", 400, "invalid_json"),
     ({"callId": "unknown-call"}, 404, "call_not_found"),
 ])
 def test_pull_metadata_errors(app, body, status, error):

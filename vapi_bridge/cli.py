@@ -25,9 +25,10 @@ from . import pipeline
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
+from .ids import check_url_id
 from .integrations import DeliveryError
 from .outbox import Job
-from .storage import CallBelongsToAnotherClient, StorageError, check_id
+from .storage import CallBelongsToAnotherClient, StorageError
 
 log = logging.getLogger(__name__)
 cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, replay, outbox, retry, worker.")
@@ -158,7 +159,7 @@ def _store_fix(settings: Settings) -> str:
 def replay(call_id: str) -> None:
     """Read CALL_ID from Vapi and deliver it again (safe to repeat)."""
     try:
-        check_id(call_id, "callId")
+        check_url_id(call_id, "callId")
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="CALL_ID") from None
     ctx = current_context()

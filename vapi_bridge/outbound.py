@@ -16,14 +16,17 @@ import phonenumbers
 from flask import Blueprint, current_app, jsonify, request
 
 from .clients import Client
+from .ids import check_url_id
 from .integrations import DeliveryError
 from .storage import CallBelongsToAnotherClient, check_id, get_state
+from .vapi.messages import InvalidPayload, load_json
 from .webhooks import authenticated
 
 log = logging.getLogger(__name__)
 bp = Blueprint("outbound", __name__)
 WINDOW_SECONDS = 60  # without a requestId, one call per contact per minute
 WAIT_FOR_TWIN_SECONDS = 10
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class Refused(Exception):
@@ -39,6 +42,7 @@ def outbound_call():
     try:
         client = _client(data)
         contact_id = _contact_id(data)
+        request_id = _request_id(data)
         vapi_request = _vapi_request(data, client, contact_id)
     except Refused as exc:
         log.warning("[OUTBOUND] Refused: %s", exc.error)
@@ -47,19 +51,17 @@ def outbound_call():
         return jsonify(dryRun=True, client=client.name, request={
             "method": "POST", "url": f"{current_app.config['SETTINGS'].vapi_api_base_url}/call",
             "body": vapi_request})
-    return _start_once(data, client, contact_id, vapi_request)
+    return _start_once(client, contact_id, request_id, vapi_request)
 
 
-def _start_once(data: dict[str, Any], client: Client, contact_id: str,
+def _start_once(client: Client, contact_id: str, request_id: str | None,
                 vapi_request: dict[str, Any]):
     vapi = current_app.extensions["integrations"].vapi
     if vapi is None:
         return jsonify(error="vapi_api_not_configured",
                        message="Set VAPI_API_KEY to start calls."), 503
     state = get_state()
-    request_id = _text(data, "requestId")
-    ids, ttl = ((contact_id, check_id(request_id, "requestId")), None) if request_id else (
-        (contact_id,), WINDOW_SECONDS)
+    ids, ttl = ((contact_id, request_id), None) if request_id else ((contact_id,), WINDOW_SECONDS)
     if not state.claim("outbound", *ids, ttl=ttl):
         answer = state.wait_for_answer("outbound", ids, time.monotonic() + WAIT_FOR_TWIN_SECONDS)
         if answer is None:
@@ -73,7 +75,11 @@ def _start_once(data: dict[str, Any], client: Client, contact_id: str,
         if exc.status and 400 <= exc.status < 500:
             return jsonify(error="vapi_rejected", message=str(exc)), exc.status
         return jsonify(error="vapi_unavailable", message=str(exc)), 502
-    call_id = check_id(call["id"], "call id")
+    try:
+        call_id = check_url_id(call["id"], "Vapi's call id")
+    except ValueError as exc:  # Vapi's own ids are UUIDs: this is not the caller's fault
+        log.error("[OUTBOUND] Vapi answered with an unusable call id client=%s", client.name)
+        return jsonify(error="vapi_unusable_answer", message=str(exc)), 502
     try:
         state.own_call(call_id, client.name)  # a webhook about the call may have come first
     except CallBelongsToAnotherClient as exc:
@@ -89,9 +95,13 @@ def _start_once(data: dict[str, Any], client: Client, contact_id: str,
 
 def _payload() -> dict[str, Any]:
     """GoHighLevel's contact payload, as JSON or form data, with query-string overrides."""
-    body = request.get_json(silent=True, force=True)
-    if not isinstance(body, dict):
+    if request.mimetype in FORM_TYPES:
         body = request.form.to_dict()
+    else:  # JSON whatever the content type says; not JSON is a 400 (errors.invalid_json)
+        raw = request.get_data(cache=True)
+        body = load_json(raw) if raw.strip() else {}
+        if not isinstance(body, dict):
+            raise InvalidPayload({"_schema": ["Expected a JSON object or form data."]})
     custom = body.get("customData") if isinstance(body.get("customData"), dict) else {}
     return {**body, **custom, **request.args.to_dict()}
 
@@ -123,9 +133,18 @@ def _contact_id(data: dict[str, Any]) -> str:
     if not contact_id:
         raise Refused(400, "missing_contact_id", "The contact id (contact_id) is missing.")
     try:
-        return check_id(contact_id, "contact_id")
+        return check_url_id(contact_id, "contact_id")
     except ValueError as exc:
         raise Refused(400, "invalid_contact_id", str(exc)) from None
+
+
+def _request_id(data: dict[str, Any]) -> str | None:
+    """The workflow run's id, if given: one call per contact and requestId (a storage key)."""
+    request_id = _text(data, "requestId")
+    try:
+        return check_id(request_id, "requestId") if request_id else None
+    except ValueError as exc:
+        raise Refused(400, "invalid_request_id", str(exc)) from None
 
 
 def _phone(data: dict[str, Any], client: Client) -> str:

@@ -23,9 +23,9 @@ from typing import Any
 from . import logs, render
 from .clients import Client
 from .context import Context
+from .ids import check_url_id, is_url_id
 from .integrations import DeliveryError
 from .outbox import DrainSummary, Job, Outbox, drain
-from .storage import check_id
 from .vapi.messages import CallReport, EndOfCallReportSchema, InvalidPayload, validate
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ DELIVERY_LEASE_SECONDS = 300
 UPSERT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName", "source",
                  "timezone", "address1", "city", "state", "postalCode", "country", "website",
                  "customFields")
+INVALID_CONTACT_ID = "invalid contact id"
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,10 @@ def receive(report: CallReport, ctx: Context, *,
     client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
     # A call started by /ghl/outbound-call: we know its contact (only worth a read if
     # some client has somewhere to deliver to).
-    if not report.contact_id and ctx.integrations.any:
+    if not (report.contact_id or report.contact_id_invalid) and ctx.integrations.any:
         started_here = ctx.state.get_call_contact(report.call_id) or {}
         if started_here.get("contactId"):
-            report = dataclasses.replace(report, contact_id=started_here["contactId"])
+            report = with_contact(report, started_here["contactId"])
             client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
     logs.bind(call_id=report.call_id, client=client.name)
     log.debug("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
@@ -87,6 +88,13 @@ def receive(report: CallReport, ctx: Context, *,
     ctx.state.record_call(report.call_id, summary=report.summary, metadata=report.to_metadata(),
                           client=client.name)
     return client, run(report, ctx, from_vapi=from_vapi)
+
+
+def with_contact(report: CallReport, contact_id: object) -> CallReport:
+    """``report`` for a contact id read elsewhere (the store, a job), checked as in a payload."""
+    if is_url_id(contact_id):
+        return dataclasses.replace(report, contact_id=contact_id, contact_id_invalid=False)
+    return dataclasses.replace(report, contact_id=None, contact_id_invalid=True)
 
 
 def _unconfigured(client: Client) -> dict[str, StepResult]:
@@ -172,6 +180,9 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
     ctx = dataclasses.replace(ctx, client=client, call_id=job.call_id)
     logs.bind(request_id=ctx.request_id, call_id=job.call_id, client=client.name)
     contact_id, result = job.contact_id, None
+    if contact_id is not None:
+        report = with_contact(report, contact_id)
+        contact_id = report.contact_id
     if job.step != "slack" and not contact_id:
         contact_id, result = resolve_contact(report, client, ctx)
     if result is None:
@@ -204,7 +215,7 @@ def _update_delivery(ctx: Context, job: Job, outcome: str) -> None:
 def fill_gaps(report: CallReport, ctx: Context) -> CallReport:
     """Only if the contact id or the summary is missing: read the call from Vapi, once."""
     vapi = ctx.integrations.vapi
-    if (report.contact_id and report.summary) or vapi is None:
+    if ((report.contact_id or report.contact_id_invalid) and report.summary) or vapi is None:
         return report
     try:
         call = vapi.get_call(report.call_id)
@@ -219,8 +230,12 @@ def fill_gaps(report: CallReport, ctx: Context) -> CallReport:
         log.warning("[METADATA_PULL] Unusable call from Vapi callId=%s fields=%s",
                     report.call_id, sorted(exc.details))
         return report
+    contact = ("contact_id", "contact_id_invalid")
     gaps = {f.name: getattr(fetched, f.name) for f in dataclasses.fields(report)
-            if not getattr(report, f.name) and getattr(fetched, f.name)}
+            if f.name not in contact and not getattr(report, f.name) and getattr(fetched, f.name)}
+    if not (report.contact_id or report.contact_id_invalid) and (
+            fetched.contact_id or fetched.contact_id_invalid):  # the pair, or neither
+        gaps |= {name: getattr(fetched, name) for name in contact}
     if "ended_reason" in gaps:
         gaps["outcome"] = fetched.outcome
     log.info("[METADATA_PULL] Filled from Vapi callId=%s fields=%s", report.call_id, sorted(gaps))
@@ -242,6 +257,11 @@ def resolve_contact(report: CallReport, client: Client,
     ghl = ctx.integrations.ghl(client)
     if ghl is None:
         return None, StepResult("skipped", 0, f"GoHighLevel is not configured for {client.name}")
+    if report.contact_id_invalid:
+        # The value stays out of the log: it is whatever the payload carried.
+        log.warning("[GHL] Invalid contact id callId=%s client=%s: no CRM request, note and"
+                    " tags skipped", report.call_id, client.name)
+        return None, StepResult("skipped", 0, INVALID_CONTACT_ID)
     if report.contact_id:
         return report.contact_id, None
     try:
@@ -266,7 +286,7 @@ def resolve_contact(report: CallReport, client: Client,
 
 
 def _contact_id(contact: dict[str, Any]) -> str:
-    return check_id(contact.get("id"), "GoHighLevel contact id")
+    return check_url_id(contact.get("id"), "GoHighLevel contact id")
 
 
 def _run_until(deadline: float, steps: dict[str, Any]) -> dict[str, StepResult]:

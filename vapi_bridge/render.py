@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 from .clients import Client
+from .ids import is_url_id, url_path
 from .vapi.messages import CallReport
 
 NO_SUMMARY = "No summary available."
@@ -65,10 +65,10 @@ def note_body(report: CallReport, transcript_chars: int) -> str:
 
 
 def contact_url(app_base_url: str, client: Client, contact_id: str | None) -> str | None:
-    if not (contact_id and client.ghl_location_id):
+    if not (is_url_id(contact_id) and is_url_id(client.ghl_location_id)):
         return None
-    return (f"{app_base_url.rstrip('/')}/v2/location/{client.ghl_location_id}"
-            f"/contacts/detail/{quote(contact_id, safe='')}")
+    return app_base_url.rstrip("/") + url_path("/v2/location/{}/contacts/detail/{}",
+                                               client.ghl_location_id, contact_id)
 
 
 def slack_message(report: CallReport, client: Client, *, contact_link: str | None,

@@ -10,9 +10,10 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from . import pipeline
 from .context import current_context
+from .ids import check_url_id
 from .integrations import DeliveryError
 from .signin import check_admin_token
-from .storage import check_id, get_state
+from .storage import get_state
 from .vapi import auth, handlers, messages
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,10 @@ def vapi_webhook():
 @authenticated
 def pull_metadata():
     """Read a call from Vapi and run the pipeline for it; the claims make a re-run safe."""
-    body = request.get_json(silent=True, force=True)
+    body = messages.load_json(request.get_data(cache=True))
     call_id = body.get("callId") if isinstance(body, dict) else None
     try:
-        g.call_id = check_id(call_id, "callId")
+        g.call_id = check_url_id(call_id, "callId")
     except ValueError as exc:
         raise messages.InvalidPayload({"callId": [str(exc)]}) from None
     ctx = current_context()

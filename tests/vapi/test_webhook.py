@@ -93,7 +93,6 @@ def _eocr(**changes):
     (_eocr(timestamp=True), ["message", "timestamp"]),
     (_eocr(call={"id": "c1", "customer": {"number": 14155550123}}),
      ["message", "call", "customer", "number"]),
-    (_eocr(call={"id": "c1", "metadata": {"contactId": "has space"}}), ["contactId"]),
     (status_update(None), ["message", "status"]),
     ({"message": {"type": "status-update"}}, ["message", "status"]),
     (tool_calls({"id": "t1", "function": {"name": "x", "arguments": 42}}),

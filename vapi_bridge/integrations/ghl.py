@@ -10,6 +10,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from ..ids import url_path
 from . import DeliveryError, http_error, status_error
 
 log = logging.getLogger(__name__)
@@ -71,17 +72,23 @@ class GhlClient:
         return contact
 
     def add_note(self, contact_id: str, body: str) -> str | None:
-        answer = self.request("POST", f"/contacts/{contact_id}/notes", json={"body": body})
+        answer = self.request("POST", "/contacts/{}/notes", contact_id, json={"body": body})
         return (answer.get("note") or {}).get("id")
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags})
+        self.request("POST", "/contacts/{}/tags", contact_id, json={"tags": tags})
 
-    def request(self, method: str, path: str, *, version: str = API_VERSION,
+    def request(self, method: str, path: str, *ids: str, version: str = API_VERSION,
                 not_found_ok: bool = False, **kwargs: Any) -> dict[str, Any]:
-        """Any GoHighLevel call (calendars and conversations want ``Version: 2021-04-15``)."""
+        """Any GoHighLevel call (calendars and conversations want ``Version: 2021-04-15``).
+
+        ``path`` is a template: ``request("GET", "/contacts/{}", contact_id)``. Each id is
+        checked and percent-encoded (``ids.url_path``); a bad one raises ``InvalidId``
+        before anything is sent.
+        """
+        url = self.base_url + url_path(path, *ids)
         try:
-            response = self._session.request(method, self.base_url + path, timeout=self._timeout,
+            response = self._session.request(method, url, timeout=self._timeout,
                                               headers={"Version": version}, **kwargs)
         except requests.RequestException as exc:
             raise http_error("ghl", exc) from None

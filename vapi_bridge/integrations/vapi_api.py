@@ -8,6 +8,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ..ids import url_path
 from . import DeliveryError, http_error, status_error
 
 
@@ -23,8 +24,8 @@ class VapiApi:
         self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
 
     def get_call(self, call_id: str) -> dict[str, Any] | None:
-        """The call, or ``None`` when Vapi does not know it."""
-        return self._call("GET", f"/call/{call_id}", not_found_ok=True)
+        """The call, or ``None`` when Vapi does not know it (``InvalidId`` for a bad id)."""
+        return self._call("GET", "/call/{}", call_id, not_found_ok=True)
 
     def check(self) -> None:
         """The cheapest authenticated read (``GET /call?limit=1``); raises ``DeliveryError``."""
@@ -37,11 +38,12 @@ class VapiApi:
             raise DeliveryError("vapi", "created a call without an id", retryable=False)
         return call
 
-    def _call(self, method: str, path: str, *, not_found_ok: bool = False,
+    def _call(self, method: str, path: str, *ids: str, not_found_ok: bool = False,
               **kwargs: Any) -> dict[str, Any] | None:
+        """``path`` is a template for ``ids.url_path``: each id checked and percent-encoded."""
+        url = self.base_url + url_path(path, *ids)
         try:
-            response = self._session.request(method, self.base_url + path, timeout=self._timeout,
-                                              **kwargs)
+            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             raise http_error("vapi", exc) from None
         if not_found_ok and response.status_code == 404:

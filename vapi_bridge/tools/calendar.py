@@ -14,6 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..context import Context
+from ..ids import is_url_id
 from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
 from . import ToolError, tool
@@ -27,7 +28,6 @@ SAY_DAYS = 3  # days read out, at most
 SAY_SLOTS = 3  # times read out per day, at most
 DEFAULT_TITLE = "Appointment booked by phone"
 SLOT_TAKEN = "That time was just taken. Shall I check other times?"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _PHONE = re.compile(r"\+?[0-9 ().-]{7,20}")
@@ -51,7 +51,7 @@ def check_availability(arguments: dict[str, Any], ctx: Context) -> str:
     first = _date(arguments.get("date"), today)
     days = _days(arguments.get("days"))
     start, end = _midnight(first, zone), _midnight(first + timedelta(days=days), zone)
-    body = ghl.request("GET", f"/calendars/{calendar_id}/free-slots", version=CALENDAR_VERSION,
+    body = ghl.request("GET", "/calendars/{}/free-slots", calendar_id, version=CALENDAR_VERSION,
                        params={"startDate": _epoch_ms(start), "endDate": _epoch_ms(end) - 1,
                                "timezone": zone.key})
     earliest = max(start, _now())
@@ -118,7 +118,7 @@ def _calendar_id(arguments: dict[str, Any], ctx: Context) -> str:
     calendar_id = arguments.get("calendarId") or (ctx.client and ctx.client.ghl_calendar_id)
     if not calendar_id:
         raise ToolError("No calendar is set up for this line: a calendarId is needed.")
-    if not isinstance(calendar_id, str) or not _ID.fullmatch(calendar_id):
+    if not is_url_id(calendar_id):
         raise ToolError("The calendarId is not a valid calendar id.")
     return calendar_id
 

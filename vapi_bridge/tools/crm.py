@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 
 from ..context import Context
+from ..ids import is_url_id
 from ..integrations import DeliveryError, http_error, status_error
 from ..integrations.ghl import GhlClient
 from ..vapi.messages import parse_time
@@ -38,7 +39,6 @@ TEMPLATES = ("booking", "deposit")
 NOT_SET_UP = "The CRM is not set up for this line."
 _PHONE = re.compile(r"\+?[0-9 ().-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_GHL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # ids from GoHighLevel that go into a path
 
 # What each tool does, for the spoken errors ("I need ... to <purpose>.") and workflows.
 PURPOSE = {
@@ -67,6 +67,7 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
     if phone is None:
         raise ToolError(f"I need the phone number (phone) to {PURPOSE['send_sms']}.")
     body = args.required("body", "the message text")
+    call_id = args.id("callId")  # only a workflow reads it, but a bad one is refused in both modes
     first_name = args.text("firstName")
     template = args.text("template")
     if template is not None and template.lower() not in TEMPLATES:
@@ -79,7 +80,7 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
             raise ToolError(f"No GoHighLevel workflow is set up for {kind}.")
         _post_workflow(ctx, url, "send_sms", {
             "phone": phone, "firstName": first_name, "template": template,
-            "callId": args.text("callId") or ctx.call_id, "body": body})
+            "callId": call_id or ctx.call_id, "body": body})
         return "The text message is on its way."
     contact = _contact(ghl, ctx, phone=phone, names={"firstName": first_name})
     ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
@@ -136,8 +137,8 @@ def _write_to_contact(arguments: dict[str, Any], ctx: Context, name: str, field:
 def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
     urls, ghl = _mode(ctx)
     args = _Arguments("update_stage", arguments, ctx)
-    pipeline_id = args.required("pipelineId", "the pipeline id")
-    stage_id = args.required("stageId", "the stage id")
+    pipeline_id = args.required_id("pipelineId", "the pipeline id")
+    stage_id = args.required_id("stageId", "the stage id")
     note = args.text("note")
     phone, email = args.phone_or_email()
     if urls is not None:
@@ -164,7 +165,7 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
     elif chosen.get("pipelineStageId") == stage_id:
         said = "The opportunity is already in that stage."
     else:
-        ghl.request("PUT", f"/opportunities/{_ghl_id(chosen)}",
+        ghl.request("PUT", "/opportunities/{}", _ghl_id(chosen),
                     json={"pipelineStageId": stage_id})
         said = "The opportunity was moved to that stage."
     if note:
@@ -187,8 +188,8 @@ def lookup_contact(arguments: dict[str, Any], ctx: Context) -> str | dict[str, A
         return f"No contact found for that {'number' if phone else 'email'}."
     contact_id = _ghl_id(contact)
     if "tags" not in contact:  # the duplicate search's answer is not documented: read it whole
-        contact = ghl.request("GET", f"/contacts/{contact_id}").get("contact") or contact
-    notes = ghl.request("GET", f"/contacts/{contact_id}/notes").get("notes") or []
+        contact = ghl.request("GET", "/contacts/{}", contact_id).get("contact") or contact
+    notes = ghl.request("GET", "/contacts/{}/notes", contact_id).get("notes") or []
     dates = [parse_time(n.get("dateAdded")) for n in notes if isinstance(n, dict)]
     last = max((d for d in dates if d is not None), default=None)
     tags = contact.get("tags")
@@ -227,6 +228,17 @@ class _Arguments:
         if value is None:
             raise ToolError(f"I need {label} ({field}) to {PURPOSE[self.name]}.")
         return value
+
+    def id(self, field: str) -> str | None:
+        """An id that may reach a CRM URL or query: ``ids.is_url_id``, else a ``ToolError``."""
+        value = self.text(field)
+        if value is not None and not is_url_id(value):
+            raise ToolError(f"The {field} is not a valid id.")
+        return value
+
+    def required_id(self, field: str, label: str) -> str:
+        self.required(field, label)
+        return self.id(field)  # type: ignore[return-value]
 
     def phone(self, *, default: str | None = None) -> str | None:
         """The ``phone`` given, checked; else ``default`` (the caller's number) if it is one."""
@@ -316,7 +328,7 @@ def _contact(ghl: GhlClient, ctx: Context, *, phone: str | None, email: str | No
 
 def _ghl_id(record: dict[str, Any]) -> str:
     value = record.get("id")
-    if not isinstance(value, str) or not _GHL_ID.fullmatch(value):
+    if not is_url_id(value):
         raise DeliveryError("ghl", "answered without a usable id", retryable=False)
     return value
 

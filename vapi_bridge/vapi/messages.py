@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-from ..storage import check_id
+from ..ids import check_url_id, is_url_id
 
 
 class InvalidJson(Exception):
@@ -33,13 +33,13 @@ class InvalidPayload(Exception):
 
 
 # Fields
-class StoreId(fields.String):
-    """An id that becomes part of a storage key."""
+class UrlId(fields.String):
+    """An id that becomes part of a storage key and of an outside URL (``ids.check_url_id``)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return check_id(value)
+            return check_url_id(value, attr or "id")
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
 
@@ -101,7 +101,7 @@ class OverridesSchema(Lenient):
 
 
 class CallSchema(Lenient):
-    id = StoreId(allow_none=True)
+    id = UrlId(allow_none=True)
     assistantId, phoneNumberId, status, endedReason = _text(), _text(), _text(), _text()
     startedAt, endedAt = _text(), _text()
     cost = fields.Float(allow_none=True)
@@ -193,12 +193,17 @@ class FunctionCallSchema(MessageSchema):
     functionCall = fields.Nested(CallSchema, required=True)
 
 
-def parse(body: bytes) -> dict[str, Any]:
-    """Raw bytes -> the ``message`` object, with a string ``type``."""
+def load_json(body: bytes) -> Any:
+    """Raw bytes -> a JSON value; ``InvalidJson`` (a 400) for anything else, however deep."""
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidJson(_first_line(exc)) from None
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """Raw bytes -> the ``message`` object, with a string ``type``."""
+    document = load_json(body)
     if not isinstance(document, dict):
         raise InvalidPayload({"_schema": ["Expected a JSON object."]})
     problem = _unstorable(document, check_text=b"\\u" in body)
@@ -254,10 +259,7 @@ def loggable_call_id(message: dict[str, Any]) -> str | None:
     """The call id, before validation, if it is safe to put in a log line."""
     call = message.get("call")
     call_id = call.get("id") if isinstance(call, dict) else None
-    try:
-        return check_id(call_id)
-    except ValueError:
-        return None
+    return call_id if is_url_id(call_id) else None
 
 
 @functools.cache
@@ -338,6 +340,9 @@ class CallReport:
     transcript: str | None = None
     recording_url: str | None = None
     contact_id: str | None = None
+    # The call named a contact id that fails ``ids.check_url_id``: no CRM request is made
+    # for it, and no other contact is looked for (contact_id stays None).
+    contact_id_invalid: bool = False
     assistant_id: str | None = None
     phone_number_id: str | None = None
     lead_name: str | None = None
@@ -359,6 +364,7 @@ class CallReport:
         started = parse_time(message.get("startedAt") or call.get("startedAt"))
         ended = parse_time(message.get("endedAt") or call.get("endedAt"))
         ended_reason = message.get("endedReason") or call.get("endedReason")
+        contact_id = find_contact_id(message)
         return cls(
             call_id=call["id"],
             ended_reason=ended_reason,
@@ -374,7 +380,8 @@ class CallReport:
             success_evaluation=analysis.get("successEvaluation"),
             transcript=artifact.get("transcript") or message.get("transcript"),
             recording_url=_recording_url(artifact, message),
-            contact_id=find_contact_id(message),
+            contact_id=contact_id if is_url_id(contact_id) else None,
+            contact_id_invalid=contact_id is not None and not is_url_id(contact_id),
             assistant_id=call.get("assistantId") or (message.get("assistant") or {}).get("id"),
             phone_number_id=call.get("phoneNumberId") or phone_number.get("id"),
             lead_name=_lead(message, "name", customer),
@@ -387,6 +394,8 @@ class CallReport:
         """What the store keeps of the call (the transcript stays out: it can be large)."""
         data = self.to_dict()
         data.pop("transcript")
+        if not data["contact_id_invalid"]:  # said only when it is so
+            data.pop("contact_id_invalid")
         return data
 
     def to_dict(self) -> dict[str, Any]:
@@ -406,6 +415,8 @@ class CallReport:
         for name in ("started_at", "ended_at"):
             values[name] = datetime.fromisoformat(values[name]) if values.get(name) else None
         values["ghl_tags"] = tuple(values.get("ghl_tags") or ())
+        if values.get("contact_id") is not None and not is_url_id(values["contact_id"]):
+            values |= {"contact_id": None, "contact_id_invalid": True}  # kept before the rule
         return cls(**values)
 
 
@@ -448,7 +459,10 @@ def _lead(message: dict[str, Any], key: str, customer: dict[str, Any]) -> str | 
 
 
 def find_contact_id(message: dict[str, Any]) -> str | None:
-    """The CRM contact id, from wherever the call's creator put it (reference §4.6)."""
+    """The CRM contact id, from wherever the call's creator put it (reference §4.6).
+
+    The first one found, as given: the caller checks it (``ids.is_url_id``).
+    """
     call = message.get("call") or {}
     for place in _metadata_places(message):
         for candidate in (place, place.get("ghl")):
@@ -456,18 +470,11 @@ def find_contact_id(message: dict[str, Any]) -> str | None:
                 continue
             for key in CONTACT_KEYS:
                 if isinstance(candidate.get(key), str) and candidate[key]:
-                    return _contact_id(candidate[key])
+                    return candidate[key]
     for customer in (message.get("customer"), call.get("customer")):
         if customer and customer.get("externalId"):
-            return _contact_id(customer["externalId"])
+            return customer["externalId"]
     return None
-
-
-def _contact_id(value: str) -> str:
-    try:
-        return check_id(value, "contactId")
-    except ValueError as exc:
-        raise InvalidPayload({"contactId": [str(exc)]}) from None
 
 
 def _duration(started, ended, legacy_seconds) -> float | None:
