@@ -6,6 +6,7 @@ Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -192,6 +193,16 @@ class StateStore:
     def get_call_contact(self, call_id: str) -> dict[str, Any] | None:
         value = self.backend.get(self.key("call-contact", check_id(call_id, "call_id")))
         return json.loads(value) if value else None
+
+    # Signed webhooks already let in: the same signature again within the window is a replay.
+    def first_use_of_signature(self, signature: bytes, window: int) -> bool:
+        """Record ``signature`` for ``window`` seconds; False if it was already recorded."""
+        # Keyed by a hash: the store never holds a signature that would pass.
+        key = self.key("signature", hashlib.sha256(signature).hexdigest())
+        token = secrets.token_hex(8)
+        # One SET NX; a driver's retry after a lost reply finds our own token.
+        return (self.backend.set(key, token, ex=window, nx=True)
+                or self.backend.get(key) == token)
 
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")
