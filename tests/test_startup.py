@@ -195,3 +195,11 @@ def test_wsgi_stops_with_integrations_and_no_webhook_secret():
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "vapi_bridge.config.ConfigError: Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET:")
+
+
+def test_a_client_no_secret_reaches_is_named_at_start_up(caplog):
+    caplog.set_level(logging.WARNING)
+    create_app({"GHL_API_KEY": "pit", "GHL_LOCATION_ID": "loc", "CLIENTS_JSON": (
+        '[{"name": "North", "webhook_token": "n", "ghl_api_key": "p", "ghl_location_id": "l"}]')})
+    assert ("[WEBHOOK] No webhook reaches client(s) default: integrations but no secret of their"
+            " own, and neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set") in caplog.text

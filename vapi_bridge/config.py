@@ -254,20 +254,26 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
 def check_webhook_auth(settings: Settings) -> str | None:
     """Refuse to start when anyone could act through an open webhook; else a warning, if any.
 
-    The webhook is open only when no secret at all is set (global or any client's): then
-    it may stay open only while no client has an integration, or when the operator says so.
+    Any secret set (global or a client's) closes the webhook to requests without one. With
+    none at all it is open, which is allowed only while no client has an integration, or
+    when the operator says so (ALLOW_UNAUTHENTICATED_WEBHOOKS).
     """
-    if settings.auth_modes:
+    if settings.webhook_token or settings.hmac_secret:
         return None
-    open_webhook = ("Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set:"
-                    " /vapi/webhook accepts every request")
+    if settings.auth_modes:  # clients' own secrets only: a client without one is out of reach
+        unreachable = [c.name for c in settings.clients if not (c.webhook_token or c.hmac_secret)
+                       and (c.has_ghl or c.has_slack or c.ghl_incoming_webhook_urls)]
+        return (f"No webhook reaches client(s) {', '.join(unreachable)}: integrations but no"
+                " secret of their own, and neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET"
+                " is set") if unreachable else None
     harmed = settings.integrations
     if harmed and not settings.allow_unauthenticated_webhooks:
         raise ConfigError(
             f"Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET: {' and '.join(harmed)} configured,"
             " and without either anyone could post to /vapi/webhook"
             " (ALLOW_UNAUTHENTICATED_WEBHOOKS=true accepts that)")
-    return open_webhook
+    return ("Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set: /vapi/webhook accepts"
+            " every request")
 
 
 def _number(get, name: str, kind: type, default):
