@@ -24,6 +24,8 @@ SOUTH = {"name": "South", "assistant_ids": ["asst-s"], "phone_number_ids": ["pn-
 SOUTH_SECRET = "south-hmac-secret"
 AS_NORTH = {"X-Vapi-Secret": "north-token"}
 AS_AGENCY = {"Authorization": f"Bearer {AGENCY}"}
+CLIENT_SECRETS_ONLY = {"WEBHOOK_TOKEN": None, "SOUTH_HMAC": SOUTH_SECRET,
+                       "CLIENTS_JSON": json.dumps([NORTH, SOUTH])}
 
 
 @pytest.fixture
@@ -172,16 +174,14 @@ def test_pull_metadata_with_a_clients_secret_refuses_another_clients_call(app, v
 def test_health_lists_client_secrets_as_modes(app, integrations_env):
     assert app.test_client().get("/health").get_json()["auth"] == [
         "token", "client-token", "client-hmac"]
-    only_clients = create_app({**integrations_env, "SOUTH_HMAC": SOUTH_SECRET,
-                               "CLIENTS_JSON": json.dumps([NORTH, SOUTH])})
+    only_clients = create_app({**integrations_env, **CLIENT_SECRETS_ONLY})
     body = only_clients.test_client().get("/health").get_data(as_text=True)
     assert json.loads(body)["auth"] == ["client-token", "client-hmac"]
     assert "north-token" not in body and SOUTH_SECRET not in body
 
 
 def test_with_client_secrets_only_every_request_needs_one(integrations_env, ghl):
-    app = create_app({**integrations_env, "SOUTH_HMAC": SOUTH_SECRET,
-                      "CLIENTS_JSON": json.dumps([NORTH, SOUTH])})
+    app = create_app({**integrations_env, **CLIENT_SECRETS_ONLY})
     assert post(app, report("call-o", None), {}).status_code == 401
     assert post(app, report("call-o", None), AS_NORTH).status_code == 200
     assert stored(app, "call-o")["client"] == "North"
