@@ -38,6 +38,7 @@ def report(call_id: str, with_contact: bool) -> str:
     return json.dumps(payload)
 
 
+AUTH = {"X-Vapi-Secret": "bench-webhook-token"}  # integrations need a webhook secret
 CASES = [("id in call metadata", True, False), ("phone lookup (found)", False, True),
          ("phone lookup + create", False, False)]
 
@@ -48,7 +49,8 @@ def measure(url: str) -> list[dict]:
     outside = {"GHL_API_BASE_URL": fakes["ghl"].url, "SLACK_API_BASE_URL": fakes["slack"].api_url,
                "VAPI_API_BASE_URL": fakes["vapi"].url, "VAPI_API_KEY": fakes["vapi"].api_key,
                "GHL_API_KEY": "pit-bench", "GHL_LOCATION_ID": "loc-bench",
-               "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_CHANNEL_ID": "C-bench"}
+               "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_CHANNEL_ID": "C-bench",
+               "WEBHOOK_TOKEN": "bench-webhook-token"}
     client = redis.Redis.from_url(url)
     rest = UpstashRestFake(url, "bench").start()
     prefix = f"benchcost{uuid.uuid4().hex[:6]}"
@@ -70,7 +72,8 @@ def measure(url: str) -> list[dict]:
                 with counted_round_trips() as trips:
                     answer = app.test_client().post("/vapi/webhook",
                                                     data=report(call_id, with_contact),
-                                                    content_type="application/json")
+                                                    content_type="application/json",
+                                                    headers=AUTH)
                 assert answer.status_code == 200, answer.get_data(as_text=True)
                 row[store] = (redis_commands(client) - before, trips[0],
                               len(rest.server.log) - rest_before,

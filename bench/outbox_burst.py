@@ -42,8 +42,8 @@ def report(n: int) -> str:
 
 
 def post(app, body: str) -> int:
-    return app.test_client().post("/vapi/webhook", data=body,
-                                  content_type="application/json").status_code
+    return app.test_client().post("/vapi/webhook", data=body, content_type="application/json",
+                                  headers={"X-Vapi-Secret": "bench-token"}).status_code
 
 
 def run(url: str, calls: int) -> dict[str, float | int]:
@@ -52,7 +52,7 @@ def run(url: str, calls: int) -> dict[str, float | int]:
     prefix = f"benchburst{uuid.uuid4().hex[:6]}"
     app = create_app({"REDIS_URL": url, "STATE_STORAGE_PREFIX": prefix, "LOG_LEVEL": "ERROR",
                       "GHL_API_BASE_URL": ghl.url, "GHL_API_KEY": "pit-bench",
-                      "GHL_LOCATION_ID": "loc-bench"})
+                      "GHL_LOCATION_ID": "loc-bench", "WEBHOOK_TOKEN": "bench-token"})
     try:
         ghl.fail_next(calls * REQUESTS_PER_ATTEMPT, 503)  # down for exactly the burst
         started = time.perf_counter()

@@ -18,6 +18,10 @@ from vapi_bridge.storage import StateStore, create_backend
 # Read before any test clears the environment.
 GIVEN_REDIS_URL = os.environ.get("REDIS_URL")
 REST_TOKEN = "test-rest-token"
+# An app with an integration needs a webhook secret to start: tests give it this one, and send
+# WEBHOOK_AUTH (harmless where no secret is set).
+WEBHOOK_TOKEN = "test-webhook-token"
+WEBHOOK_AUTH = {"X-Vapi-Secret": WEBHOOK_TOKEN}
 SETTING_NAMES = (
     "STATE_STORAGE", "STATE_STORAGE_PREFIX", "STATE_STORAGE_TTL", "STATE_STORAGE_MAX_ENTRIES",
     "STATE_STORAGE_TIMEOUT", "STATE_STORAGE_CONNECT_TIMEOUT", "STATE_STORAGE_FALLBACK",
@@ -35,7 +39,7 @@ SETTING_NAMES = (
     "DEFAULT_TIMEZONE", "DEFAULT_COUNTRY", "GHL_INCOMING_WEBHOOK_URL_DEFAULT",
     "GHL_INCOMING_WEBHOOK_URL_BOOKING", "GHL_INCOMING_WEBHOOK_URL_DEPOSIT",
     "RETRY_MAX_ATTEMPTS", "RETRY_BASE_DELAY_SECONDS", "WORKER_INTERVAL_SECONDS", "CRON_SECRET",
-    "ADMIN_TOKEN", "LOG_FORMAT", "VERCEL",
+    "ADMIN_TOKEN", "LOG_FORMAT", "VERCEL", "ALLOW_UNAUTHENTICATED_WEBHOOKS",
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
@@ -151,4 +155,5 @@ def integrations_env(ghl, slack, vapi_api):
         "VAPI_API_BASE_URL": vapi_api.url, "VAPI_API_KEY": vapi_api.api_key,
         "GHL_API_KEY": "pit-default", "GHL_LOCATION_ID": "loc-default",
         "SLACK_BOT_TOKEN": "xoxb-default", "SLACK_CHANNEL_ID": "C-default",
+        "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     }

@@ -88,3 +88,42 @@ def test_unknown_time_zones_stop_start_up():
         load_settings({"DEFAULT_TIMEZONE": "Mars/Base"})
     with pytest.raises(ConfigError, match=r"client #1 \(A\): field timezone: Unknown time zone"):
         load_settings({"CLIENTS_JSON": json.dumps([{"name": "A", "timezone": "Europe/Nowhere"}])})
+
+
+def test_a_clients_own_webhook_secrets_inline_or_from_variables():
+    entries = [{**NORTH, "webhook_token": "north-token", "hmac_secret_env": "NORTH_HMAC"},
+               {"name": "South", "webhook_token_env": "SOUTH_TOKEN", "hmac_secret": "s-hmac"}]
+    clients = load_settings({"CLIENTS_JSON": json.dumps(entries), "NORTH_HMAC": "n-hmac",
+                             "SOUTH_TOKEN": "s-token"}).clients
+    north, south = clients.by_name("North"), clients.by_name("South")
+    assert (north.webhook_token, north.hmac_secret) == ("north-token", "n-hmac")
+    assert (south.webhook_token, south.hmac_secret) == ("s-token", "s-hmac")
+    assert clients.default.webhook_token is None and clients.default.hmac_secret is None
+    for secret in ("north-token", "n-hmac"):
+        assert secret not in repr(north) and secret not in repr(load_settings(
+            {"CLIENTS_JSON": json.dumps(entries), "NORTH_HMAC": "n-hmac",
+             "SOUTH_TOKEN": "s-token"}))
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "webhook_token": "t", "webhook_token_env": "T"}])},
+     "field webhook_token: give webhook_token or webhook_token_env, not both"),
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "hmac_secret_env": "NOPE"}])},
+     "client #1 (A): field hmac_secret_env: environment variable NOPE is not set"),
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "webhook_token": ""}])},
+     "client #1 (A): field webhook_token"),
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "webhook_token": "same-secret"},
+                                  {"name": "B", "hmac_secret": "same-secret"}])},
+     "CLIENTS_JSON: client B: hmac_secret is the same as client A's"),
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "hmac_secret": "same-secret"}]),
+      "WEBHOOK_TOKEN": "same-secret"},
+     "client A: its webhook_token and hmac_secret must differ from WEBHOOK_TOKEN"),
+    ({"CLIENTS_JSON": json.dumps([{"name": "A", "webhook_token": "same-secret"}]),
+      "VAPI_WEBHOOK_HMAC_SECRET": "same-secret"},
+     "client A: its webhook_token and hmac_secret must differ from VAPI_WEBHOOK_HMAC_SECRET"),
+])
+def test_bad_client_secrets_stop_start_up_without_echoing_them(env, message):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
+    assert message in str(caught.value)
+    assert "same-secret" not in str(caught.value)

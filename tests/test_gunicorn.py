@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import WEBHOOK_AUTH
 from tests.vapi.payloads import EOCR_CURRENT, STATUS_UPDATE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,8 +136,8 @@ def test_each_message_type_is_answered_under_gunicorn(backend_env, tmp_path):
         token_in_query = requests.post(f"{url}/vapi/webhook?token=gunicorn-token", timeout=10,
                                        data=json.dumps({"message": {"type": "hang"}}))
         assert token_in_query.status_code == 200
-        too_big = requests.post(f"{url}/vapi/webhook", timeout=10,
-                                data=iter([b"x" * 1024 * 1024] * 11))  # chunked, 11 MiB
+        too_big = session.post(f"{url}/vapi/webhook", timeout=10,  # with the token
+                               data=iter([b"x" * 1024 * 1024] * 11))  # chunked, 11 MiB
         assert too_big.status_code == 413
     assert "gunicorn-token" not in (tmp_path / "gunicorn.log").read_text()  # not even ?token=
 
@@ -155,7 +156,8 @@ def test_50_concurrent_deliveries_give_one_note_and_one_slack_message(
     with gunicorn(env, tmp_path / "gunicorn.log") as (url, _):
         def deliver(_):
             return requests.post(f"{url}/vapi/webhook", data=body, timeout=30,
-                                 headers={"Content-Type": "application/json"}).status_code
+                                 headers={"Content-Type": "application/json",
+                                          **WEBHOOK_AUTH}).status_code
 
         with ThreadPoolExecutor(max_workers=50) as pool:
             statuses = list(pool.map(deliver, range(50)))

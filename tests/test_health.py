@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from tests.conftest import WEBHOOK_TOKEN
 from vapi_bridge import __version__, create_app
 
 
@@ -95,18 +96,20 @@ def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:
 
 
 def test_health_without_credentials_names_no_client():
-    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN}).test_client()
+    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN,
+                         "WEBHOOK_TOKEN": WEBHOOK_TOKEN}).test_client()
     response = client.get("/health")
     assert response.status_code == 200
     assert set(response.get_json()) == PUBLIC
     assert "North" not in response.get_data(as_text=True)
     # Without ADMIN_TOKEN there is nothing to show it to: a bearer changes nothing.
-    unset = create_app({"CLIENTS_JSON": NORTH}).test_client()
+    unset = create_app({"CLIENTS_JSON": NORTH, "WEBHOOK_TOKEN": WEBHOOK_TOKEN}).test_client()
     assert set(unset.get("/health", headers=bearer()).get_json()) == PUBLIC
 
 
 def test_health_with_the_admin_token_lists_each_clients_integrations():
-    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN}).test_client()
+    client = create_app({"CLIENTS_JSON": NORTH, "ADMIN_TOKEN": ADMIN_TOKEN,
+                         "WEBHOOK_TOKEN": WEBHOOK_TOKEN}).test_client()
     body = client.get("/health", headers=bearer()).get_json()
     assert set(body) == PUBLIC | {"integrations"}
     assert body["integrations"] == {

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app, pipeline
 from vapi_bridge.context import current_context
@@ -256,7 +257,7 @@ def report(call_id="call-1", contact_id="ghl-contact-7"):
 
 def post(app, payload):
     response = app.test_client().post("/vapi/webhook", data=json.dumps(payload),
-                                      content_type="application/json")
+                                      content_type="application/json", headers=WEBHOOK_AUTH)
     assert response.status_code == 200
     return response
 
@@ -288,7 +289,8 @@ def bridge(ghl, backend_env, prefix, no_ghl_backoff):
     def make(**env):
         return create_app({**backend_env, "STATE_STORAGE_PREFIX": prefix,
                            "GHL_API_BASE_URL": ghl.url, "GHL_API_KEY": "pit-default",
-                           "GHL_LOCATION_ID": "loc-default", "HTTP_TIMEOUT_SECONDS": "5", **env})
+                           "GHL_LOCATION_ID": "loc-default", "HTTP_TIMEOUT_SECONDS": "5",
+                           "WEBHOOK_TOKEN": WEBHOOK_TOKEN, **env})
 
     return make
 

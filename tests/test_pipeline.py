@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from tests.conftest import WEBHOOK_AUTH
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
 
@@ -31,7 +32,7 @@ def report(call_id="call-1", contact_id="ghl-contact-7", assistant_id="asst-1", 
 
 def post(app, payload):
     return app.test_client().post("/vapi/webhook", data=json.dumps(payload),
-                                  content_type="application/json")
+                                  content_type="application/json", headers=WEBHOOK_AUTH)
 
 
 def delivery(app, call_id="call-1"):

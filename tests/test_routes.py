@@ -51,8 +51,9 @@ def test_pull_metadata_errors(app, body, status, error):
 
 def test_pull_metadata_needs_auth_and_the_vapi_key(app, integrations_env):
     assert app.test_client().post("/vapi/pull-metadata", json={"callId": "c"}).status_code == 401
-    keyless = create_app({**integrations_env, "VAPI_API_KEY": None})
-    response = keyless.test_client().post("/vapi/pull-metadata", json={"callId": "c"})
+    keyless = create_app({**integrations_env, "VAPI_API_KEY": None, "WEBHOOK_TOKEN": TOKEN})
+    response = keyless.test_client().post("/vapi/pull-metadata", json={"callId": "c"},
+                                          headers=AUTH)
     assert response.status_code == 503
     assert response.get_json()["error"] == "vapi_api_not_configured"
 
@@ -77,8 +78,9 @@ def test_slack_test(app, integrations_env, slack):
     answer = broken.post("/slack/test", headers=AUTH)
     assert answer.status_code == 502 and answer.get_json()["error"] == "slack: invalid_auth"
     hook = create_app({**integrations_env, "SLACK_BOT_TOKEN": None, "SLACK_CHANNEL_ID": None,
-                       "SLACK_WEBHOOK_URL": slack.webhook_url}).test_client()
-    assert hook.post("/slack/test").get_json()["error"] == "slack_not_testable"
+                       "SLACK_WEBHOOK_URL": slack.webhook_url, "WEBHOOK_TOKEN": TOKEN})
+    assert hook.test_client().post("/slack/test", headers=AUTH).get_json()["error"] == (
+        "slack_not_testable")
 
 
 def test_health_lists_integrations_as_booleans(integrations_env):
@@ -95,3 +97,31 @@ def test_health_lists_integrations_as_booleans(integrations_env):
     }
     for secret in ("pit-north", "pit-default", "xoxb-default", "vapi-test-key"):
         assert secret not in body
+
+
+ACTION_ROUTES = [("/ghl/outbound-call", {"contact_id": "c-1", "phone": "+14155550100"}),
+                 ("/vapi/pull-metadata", {"callId": "call-1"}), ("/slack/test", {})]
+
+
+@pytest.mark.parametrize(("path", "body"), ACTION_ROUTES)
+@pytest.mark.parametrize("env", ["try-out", "open webhook allowed"])
+def test_routes_that_act_never_run_without_a_secret(integrations_env, vapi_api, slack, path,
+                                                    body, env):
+    config = ({} if env == "try-out" else
+              {**integrations_env, "WEBHOOK_TOKEN": None, "ALLOW_UNAUTHENTICATED_WEBHOOKS": "true"})
+    app = create_app(config)
+    response = app.test_client().post(path, json=body, headers=AUTH)
+    assert response.status_code == 503
+    assert response.get_json() == {"error": "auth_not_configured", "message": (
+        "Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET (or a client's webhook_token or"
+        f" hmac_secret) to enable {path}.")}
+    assert vapi_api.requests == [] and slack.requests == []
+    # The webhook itself stays open there: the try-out, or the operator's choice.
+    assert app.test_client().post("/vapi/webhook", json={"message": {
+        "type": "speech-update"}}).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "body"), ACTION_ROUTES)
+def test_routes_that_act_need_the_token(app, path, body):
+    response = app.test_client().post(path, json=body)
+    assert (response.status_code, response.get_json()) == (401, {"error": "unauthorized"})

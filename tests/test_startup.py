@@ -152,3 +152,68 @@ def test_extension_refuses_a_second_registration():
     app = create_app()
     with pytest.raises(RuntimeError, match="already registered"):
         state_storage.init_app(app)
+
+
+# An open webhook: only while nothing can be harmed, or when the operator says so.
+
+HARMFUL = [
+    {"GHL_API_KEY": "pit", "GHL_LOCATION_ID": "loc"},
+    {"GHL_API_KEY": "pit"},
+    {"GHL_INCOMING_WEBHOOK_URL_BOOKING": "https://services.leadconnectorhq.com/hooks/b"},
+    {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T/B/X"},
+    {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CHANNEL_ID": "C1"},
+    {"VAPI_API_KEY": "vapi-key"},
+    {"CLIENTS_JSON": '[{"name": "North", "ghl_api_key": "pit-n", "ghl_location_id": "l"}]'},
+]
+
+
+@pytest.mark.parametrize("env", HARMFUL)
+def test_an_integration_without_a_webhook_secret_stops_start_up(env):
+    with pytest.raises(ConfigError) as caught:
+        create_app(env)
+    message = str(caught.value)
+    assert message.startswith("Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET:")
+    assert "ALLOW_UNAUTHENTICATED_WEBHOOKS=true" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("secret", [
+    {"WEBHOOK_TOKEN": "t"}, {"VAPI_WEBHOOK_HMAC_SECRET": "s"},
+    {"CLIENTS_JSON": '[{"name": "North", "webhook_token": "n"}]'},
+    {"CLIENTS_JSON": '[{"name": "North", "hmac_secret": "n"}]'},
+])
+def test_any_webhook_secret_lets_integrations_start(secret, caplog):
+    caplog.set_level(logging.WARNING)
+    create_app({"GHL_API_KEY": "pit", "GHL_LOCATION_ID": "loc", "VAPI_API_KEY": "k", **secret})
+    assert "accepts every request" not in caplog.text
+
+
+@pytest.mark.parametrize("env", [{}, {"ALLOW_UNAUTHENTICATED_WEBHOOKS": "true", **HARMFUL[0]},
+                                 {"ALLOW_UNAUTHENTICATED_WEBHOOKS": "TRUE", **HARMFUL[5]}])
+def test_an_open_webhook_starts_with_one_warning(env, caplog):
+    caplog.set_level(logging.WARNING)
+    create_app(env)
+    warnings = [r.getMessage() for r in caplog.records if "accepts every request" in r.getMessage()]
+    assert warnings == ["[WEBHOOK] Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set:"
+                        " /vapi/webhook accepts every request"]
+
+
+def test_allow_unauthenticated_webhooks_must_be_true_or_false():
+    with pytest.raises(ConfigError, match="ALLOW_UNAUTHENTICATED_WEBHOOKS must be true or false"):
+        create_app({"ALLOW_UNAUTHENTICATED_WEBHOOKS": "yes please"})
+
+
+def test_wsgi_stops_with_integrations_and_no_webhook_secret():
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "VAPI_API_KEY": "k"}, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "vapi_bridge.config.ConfigError: Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET:")
+
+
+def test_a_client_no_secret_reaches_is_named_at_start_up(caplog):
+    caplog.set_level(logging.WARNING)
+    create_app({"GHL_API_KEY": "pit", "GHL_LOCATION_ID": "loc", "CLIENTS_JSON": (
+        '[{"name": "North", "webhook_token": "n", "ghl_api_key": "p", "ghl_location_id": "l"}]')})
+    assert ("[WEBHOOK] No webhook reaches client(s) default: integrations but no secret of their"
+            " own, and neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set") in caplog.text

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from . import admin, cli, cron, errors, outbound, webhooks
-from .config import load_settings
+from .config import check_webhook_auth, load_settings
 from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
 from .storage import state_storage
@@ -29,9 +29,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["VERSION"] = __version__
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    if not settings.auth_modes:
-        log.warning("[WEBHOOK] Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set:"
-                    " /vapi/webhook accepts every request")
+    open_webhook = check_webhook_auth(settings)  # raises if an open webhook could do harm
+    if open_webhook:
+        log.warning("[WEBHOOK] %s", open_webhook)
 
     install_request_ids(app)
     state_storage.init_app(app)

@@ -9,7 +9,7 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -21,10 +21,20 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 OUTCOMES = ("completed", "no-answer", "voicemail", "transferred", "failed", "other")
 WEBHOOK_KINDS = ("default", "booking", "deposit")
 DEFAULT_NAME = "default"
+# Given inline or, with an ``_env`` suffix, as the name of an environment variable.
+SECRETS = ("ghl_api_key", "slack_bot_token", "webhook_token", "hmac_secret")
 
 
 class ClientConfigError(ValueError):
     """The clients configuration is wrong; the message names the source, entry and field."""
+
+
+class WrongClient(Exception):
+    """A request that passed with one client's own secret names another client's call."""
+
+    def __init__(self, owner: Client, named: Client):
+        super().__init__(f"authenticated as client {owner.name}, names client {named.name}")
+        self.owner, self.named = owner, named
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,9 @@ class Client:
     timezone: str = "UTC"
     ghl_incoming_webhook_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
     outcome_tags: Mapping[str, str] = field(default_factory=dict)
+    # The client's own webhook secrets: a request passing with one is this client's only.
+    webhook_token: str | None = field(default=None, repr=False)
+    hmac_secret: str | None = field(default=None, repr=False)
 
     @property
     def has_ghl(self) -> bool:
@@ -64,10 +77,28 @@ class ClientDirectory:
         self._by_phone = {p: c for c in self.clients for p in c.phone_number_ids}
         self._by_name = {c.name: c for c in (*self.clients, default)}
 
-    def resolve(self, assistant_id: str | None, phone_number_id: str | None = None) -> Client:
+    def resolve(self, assistant_id: str | None, phone_number_id: str | None = None, *,
+                owner: Client | None = None) -> Client:
+        """The call's client: by assistant, else phone number, else the default.
+
+        ``owner`` is the client whose own secret let the request in: the call is that
+        client's whatever it names, and naming another client raises ``WrongClient``.
+        """
+        if owner is not None:
+            self.check_owner(owner, (assistant_id,), (phone_number_id,))
+            return owner
         return (self._by_assistant.get(assistant_id or "")
                 or self._by_phone.get(phone_number_id or "")
                 or self.default)
+
+    def check_owner(self, owner: Client, assistant_ids: Iterable[object],
+                    phone_number_ids: Iterable[object]) -> None:
+        """Raise ``WrongClient`` if any of these ids belongs to a client other than ``owner``."""
+        named = [*(self._by_assistant.get(a) for a in assistant_ids if isinstance(a, str)),
+                 *(self._by_phone.get(p) for p in phone_number_ids if isinstance(p, str))]
+        other = next((c for c in named if c is not None and c.name != owner.name), None)
+        if other is not None:
+            raise WrongClient(owner, other)
 
     def by_name(self, name: str) -> Client | None:
         return self._by_name.get(name)
@@ -106,10 +137,14 @@ class _ClientSchema(Schema):
     outcome_tags = fields.Dict(keys=fields.String(validate=validate.OneOf(OUTCOMES)),
                                values=fields.String(validate=validate.Length(min=1)),
                                load_default=dict)
+    webhook_token = fields.String(validate=validate.Length(min=1))
+    webhook_token_env = fields.String()
+    hmac_secret = fields.String(validate=validate.Length(min=1))
+    hmac_secret_env = fields.String()
 
     @validates_schema
     def _one_way_per_secret(self, data, **kwargs):
-        for secret in ("ghl_api_key", "slack_bot_token"):
+        for secret in SECRETS:
             if secret in data and f"{secret}_env" in data:
                 raise ValidationError(f"give {secret} or {secret}_env, not both", secret)
 
@@ -155,7 +190,7 @@ def _client(source: str, index: int, entry: Any, env: Mapping[str, Any],
     except ValidationError as exc:
         field_name, messages = next(iter(exc.normalized_messages().items()))
         raise ClientConfigError(f"{label}: field {field_name}: {_flatten(messages)}") from None
-    for secret in ("ghl_api_key", "slack_bot_token"):
+    for secret in SECRETS:
         variable = data.pop(f"{secret}_env", None)
         if variable:
             data[secret] = _env(env, variable)
@@ -204,6 +239,16 @@ def _check_unique(source: str, clients: list[Client]) -> None:
                     f"{source}: client {client.name}: {kind} {value!r} is already used by"
                     f" {seen[kind, value]}")
             seen[kind, value] = f"client {client.name}"
+    # A secret must say whose it is: shared, it would make two clients one (never echoed).
+    owners: dict[str, str] = {}
+    for client in clients:
+        for secret in ("webhook_token", "hmac_secret"):
+            value = getattr(client, secret)
+            if value in owners:
+                raise ClientConfigError(f"{source}: client {client.name}: {secret} is the same"
+                                        f" as client {owners[value]}'s")
+            if value:
+                owners[value] = client.name
 
 
 def _known_zone(name: str) -> bool:

@@ -46,9 +46,10 @@ class Settings:
     storage_fallback: str = "memory"  # a persistent store that stops answering: memory | none
     log_level: str = "INFO"
     log_format: str = "text"  # json under gunicorn (gunicorn.conf.py) and on Vercel
-    # Webhook authentication (either passes when both are set).
-    webhook_token: str | None = None
-    hmac_secret: str | None = None
+    # Webhook authentication (either passes when both are set; clients may have their own).
+    webhook_token: str | None = field(default=None, repr=False)
+    hmac_secret: str | None = field(default=None, repr=False)
+    allow_unauthenticated_webhooks: bool = False
     hmac_header: str = "x-signature"
     hmac_timestamp_header: str = "x-timestamp"  # "" signs the body alone
     hmac_algorithm: str = "sha256"
@@ -82,8 +83,20 @@ class Settings:
     @property
     def auth_modes(self) -> list[str]:
         """Which webhook checks are on (never the secrets themselves)."""
-        return [mode for mode, on in (("token", self.webhook_token),
-                                      ("hmac", self.hmac_secret)) if on]
+        clients = tuple(self.clients)
+        return [mode for mode, on in (
+            ("token", self.webhook_token), ("hmac", self.hmac_secret),
+            ("client-token", any(c.webhook_token for c in clients)),
+            ("client-hmac", any(c.hmac_secret for c in clients))) if on]
+
+    @property
+    def integrations(self) -> list[str]:
+        """The outside services some client could act on (what an open webhook could harm)."""
+        clients = tuple(self.clients)
+        return [name for name, on in (
+            ("GoHighLevel", any(c.ghl_api_key or c.ghl_incoming_webhook_urls for c in clients)),
+            ("Slack", any(c.slack_bot_token or c.slack_webhook_url for c in clients)),
+            ("the Vapi API", self.vapi_api_key)) if on]
 
     @property
     def storage_backend(self) -> str:
@@ -183,6 +196,19 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
             f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long; generate one"
             " with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
         )
+    webhook_token, hmac_secret = get("WEBHOOK_TOKEN"), get("VAPI_WEBHOOK_HMAC_SECRET")
+    # A client's own secret must not be a global one: it could not say whose request it is.
+    for variable, secret in (("WEBHOOK_TOKEN", webhook_token),
+                             ("VAPI_WEBHOOK_HMAC_SECRET", hmac_secret)):
+        owner = next((c.name for c in clients
+                      if secret and secret in (c.webhook_token, c.hmac_secret)), None)
+        if owner:  # named, never echoed
+            raise ConfigError(f"client {owner}: its webhook_token and hmac_secret must differ"
+                              f" from {variable}")
+    allow_open = (get("ALLOW_UNAUTHENTICATED_WEBHOOKS") or "false").lower()
+    if allow_open not in ("true", "false"):
+        raise ConfigError(f"ALLOW_UNAUTHENTICATED_WEBHOOKS must be true or false"
+                          f" (got {allow_open!r})")
 
     log_format = (get("LOG_FORMAT") or ("json" if get("VERCEL") else "text")).lower()
     if log_format not in ("json", "text"):
@@ -203,8 +229,9 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         storage_fallback=fallback,
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         log_format=log_format,
-        webhook_token=get("WEBHOOK_TOKEN"),
-        hmac_secret=get("VAPI_WEBHOOK_HMAC_SECRET"),
+        webhook_token=webhook_token,
+        hmac_secret=hmac_secret,
+        allow_unauthenticated_webhooks=allow_open == "true",
         hmac_header=get("VAPI_WEBHOOK_HMAC_HEADER") or "x-signature",
         hmac_timestamp_header=timestamp_header,
         hmac_algorithm=algorithm,
@@ -230,6 +257,31 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         cron_secret=get("CRON_SECRET"),
         admin_token=admin_token,
     )
+
+
+def check_webhook_auth(settings: Settings) -> str | None:
+    """Refuse to start when anyone could act through an open webhook; else a warning, if any.
+
+    Any secret set (global or a client's) closes the webhook to requests without one. With
+    none at all it is open, which is allowed only while no client has an integration, or
+    when the operator says so (ALLOW_UNAUTHENTICATED_WEBHOOKS).
+    """
+    if settings.webhook_token or settings.hmac_secret:
+        return None
+    if settings.auth_modes:  # clients' own secrets only: a client without one is out of reach
+        unreachable = [c.name for c in settings.clients if not (c.webhook_token or c.hmac_secret)
+                       and (c.has_ghl or c.has_slack or c.ghl_incoming_webhook_urls)]
+        return (f"No webhook reaches client(s) {', '.join(unreachable)}: integrations but no"
+                " secret of their own, and neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET"
+                " is set") if unreachable else None
+    harmed = settings.integrations
+    if harmed and not settings.allow_unauthenticated_webhooks:
+        raise ConfigError(
+            f"Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET: {' and '.join(harmed)} configured,"
+            " and without either anyone could post to /vapi/webhook"
+            " (ALLOW_UNAUTHENTICATED_WEBHOOKS=true accepts that)")
+    return ("Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set: /vapi/webhook accepts"
+            " every request")
 
 
 def _number(get, name: str, kind: type, default):

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import phonenumbers
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from .clients import Client
 from .ids import check_url_id
@@ -36,7 +36,7 @@ class Refused(Exception):
 
 
 @bp.post("/ghl/outbound-call")
-@authenticated
+@authenticated(acts=True)
 def outbound_call():
     data = _payload()
     try:
@@ -121,8 +121,15 @@ def _client(data: dict[str, Any]) -> Client:
     location = data.get("location") if isinstance(data.get("location"), dict) else {}
     location_id = _text(location, "id") or _text(data, "location_id", "locationId")
     name = _text(data, "client")
-    client = (clients.by_location(location_id) if location_id else None) or (
-        clients.by_name(name) if name else None)
+    by_location = clients.by_location(location_id) if location_id else None
+    by_name = clients.by_name(name) if name else None
+    owner = g.auth_client  # a client's own secret starts calls for that client only
+    if owner is not None:
+        named = [c for given, c in ((location_id, by_location), (name, by_name)) if given]
+        if any(c is None or c.name != owner.name for c in named):
+            raise Refused(403, "wrong_client", "This secret starts calls for its own client only.")
+        return owner
+    client = by_location or by_name
     if client is None and (location_id or name):
         raise Refused(404, "unknown_client", "No client has that location id or name.")
     return client or clients.default

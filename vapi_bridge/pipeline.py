@@ -68,14 +68,16 @@ class StepResult:
 def receive(report: CallReport, ctx: Context, *,
             from_vapi: bool = False) -> tuple[Client, dict[str, dict[str, Any]]]:
     """Store an ended call, resolve its client, deliver it: (client, per-step outcome)."""
-    client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id)
+    client = ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id,
+                                          owner=ctx.client)  # a client's own secret: its call
     # A call started by /ghl/outbound-call: we know its contact (only worth a read if
     # some client has somewhere to deliver to).
     if not (report.contact_id or report.contact_id_invalid) and ctx.integrations.any:
         started_here = ctx.state.get_call_contact(report.call_id) or {}
         if started_here.get("contactId"):
             report = with_contact(report, started_here["contactId"])
-            client = ctx.settings.clients.by_name(started_here.get("client") or "") or client
+            client = (ctx.client
+                      or ctx.settings.clients.by_name(started_here.get("client") or "") or client)
     logs.bind(call_id=report.call_id, client=client.name)
     log.debug("[END_OF_CALL] Report received callId=%s client=%s outcome=%s contact=%s",
               report.call_id, client.name, report.outcome, "yes" if report.contact_id else "no")

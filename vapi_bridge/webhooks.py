@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import UTC, datetime
-from functools import wraps
+from functools import partial, wraps
+from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from . import pipeline
-from .context import current_context
+from .clients import WrongClient
+from .context import Context, current_context
 from .ids import check_url_id
 from .integrations import DeliveryError
 from .signin import check_admin_token
@@ -20,25 +23,62 @@ log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
 
 
-def authenticated(view):
-    """Size limit, then the webhook's token/HMAC checks, before the view reads anything."""
+def authenticated(view=None, *, acts: bool = False):
+    """Size limit, then the token/HMAC checks, before the view reads anything.
+
+    A route that ``acts`` (starts calls, reads Vapi, tests Slack) never runs without a
+    secret configured. The client whose own secret passed is ``g.auth_client``.
+    """
+    if view is None:
+        return partial(authenticated, acts=acts)
 
     @wraps(view)
     def checked(*args, **kwargs):
         settings = current_app.config["SETTINGS"]
-        # MAX_CONTENT_LENGTH answers 413 here, before an oversized body is read. A chunked
-        # body has no length to check first: werkzeug stops reading at the limit instead.
-        body = request.get_data(cache=True)
-        if request.content_length is None and len(body) >= settings.max_body_bytes:
-            abort(413)
-        failure = auth.verify(settings, body, request.headers, request.args)
-        if failure:
+        if acts and not auth.configured(settings):
+            return jsonify(error="auth_not_configured", message=(
+                f"Set WEBHOOK_TOKEN or VAPI_WEBHOOK_HMAC_SECRET (or a client's webhook_token"
+                f" or hmac_secret) to enable {request.path}.")), 503
+        if (request.content_length or 0) > settings.max_body_bytes:
+            abort(413)  # the declared length alone says so
+        try:
+            passed = auth.verify(settings, request.headers, request.args, _body)
+        except auth.Refused as exc:
             log.warning("[WEBHOOK] Unauthorized %s requestId=%s check=%s", request.path,
-                        g.request_id, failure)
+                        g.request_id, exc)
             return jsonify(error="unauthorized"), 401
+        if passed.signature and not get_state().first_use_of_signature(
+                passed.signature, settings.hmac_tolerance):
+            log.warning("[WEBHOOK] Unauthorized %s requestId=%s check=hmac: replayed",
+                        request.path, g.request_id)
+            return jsonify(error="replayed"), 401
+        _body()
+        g.auth_client = passed.client
         return view(*args, **kwargs)
 
     return checked
+
+
+def _body() -> bytes:
+    """The body, read once: MAX_CONTENT_LENGTH answers 413 on a declared length; a chunked
+    body has none to check first, so werkzeug stops reading at the limit instead."""
+    body = request.get_data(cache=True)
+    limit = current_app.config["SETTINGS"].max_body_bytes
+    if request.content_length is None and len(body) >= limit:
+        abort(413)
+    return body
+
+
+def wrong_client(owner: str, named: str):
+    """A client's own secret used for another client: refused, nothing stored."""
+    log.warning("[WEBHOOK] Wrong client %s requestId=%s authenticated=%s named=%s", request.path,
+                g.request_id, owner, named)
+    return jsonify(error="wrong_client"), 403
+
+
+def _owned(ctx: Context) -> Context:
+    """The context of a request: the client whose own secret let it in, if one did."""
+    return dataclasses.replace(ctx, client=g.get("auth_client"))
 
 
 @bp.post("/vapi/webhook")
@@ -46,11 +86,25 @@ def authenticated(view):
 def vapi_webhook():
     message = messages.parse(request.get_data(cache=True))
     g.message_type, g.call_id = message["type"], messages.loggable_call_id(message)
-    return jsonify(handlers.dispatch(message, current_context()))
+    ctx = _owned(current_context())
+    try:
+        if ctx.client is not None:  # whatever the type: nothing runs for another client
+            _check_owner(message, ctx)
+        return jsonify(handlers.dispatch(message, ctx))
+    except WrongClient as exc:
+        return wrong_client(exc.owner.name, exc.named.name)
+
+
+def _check_owner(message: dict[str, Any], ctx: Context) -> None:
+    call = message.get("call") if isinstance(message.get("call"), dict) else {}
+    assistant, phone = (message.get(name) if isinstance(message.get(name), dict) else {}
+                        for name in ("assistant", "phoneNumber"))
+    ctx.settings.clients.check_owner(ctx.client, (call.get("assistantId"), assistant.get("id")),
+                                     (call.get("phoneNumberId"), phone.get("id")))
 
 
 @bp.post("/vapi/pull-metadata")
-@authenticated
+@authenticated(acts=True)
 def pull_metadata():
     """Read a call from Vapi and run the pipeline for it; the claims make a re-run safe."""
     body = messages.load_json(request.get_data(cache=True))
@@ -59,12 +113,14 @@ def pull_metadata():
         g.call_id = check_url_id(call_id, "callId")
     except ValueError as exc:
         raise messages.InvalidPayload({"callId": [str(exc)]}) from None
-    ctx = current_context()
+    ctx = _owned(current_context())
     if ctx.integrations.vapi is None:
         return jsonify(error="vapi_api_not_configured",
                        message="Set VAPI_API_KEY to read calls from Vapi."), 503
     try:
         replayed = pipeline.replay(call_id, ctx)
+    except WrongClient as exc:
+        return wrong_client(exc.owner.name, exc.named.name)
     except DeliveryError as exc:
         log.warning("[METADATA_PULL] Vapi unavailable callId=%s: %s", call_id, exc)
         return jsonify(error="vapi_unavailable", message=str(exc)), 502
@@ -75,11 +131,14 @@ def pull_metadata():
 
 
 @bp.post("/slack/test")
-@authenticated
+@authenticated(acts=True)
 def slack_test():
     """Slack ``auth.test`` with a client's bot token (``?client=<name>``, else the default)."""
     settings = current_app.config["SETTINGS"]
-    name = request.args.get("client") or settings.clients.default.name
+    owner = g.auth_client
+    name = request.args.get("client") or (owner or settings.clients.default).name
+    if owner is not None and name != owner.name:
+        return wrong_client(owner.name, name)
     client = settings.clients.by_name(name)
     if client is None:
         return jsonify(error="unknown_client", client=name), 404

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from tests.conftest import WEBHOOK_AUTH
 from tests.test_pipeline import report
 from vapi_bridge import pipeline
 from vapi_bridge.context import current_context
@@ -41,7 +42,7 @@ def post_report(app: Flask, call_id: str) -> Answer:
     body = json.dumps(report(call_id=call_id, contact_id=f"contact-{call_id}"))
     started, clock = time.time(), time.perf_counter()
     response = app.test_client().post("/vapi/webhook", data=body,
-                                      content_type="application/json")
+                                      content_type="application/json", headers=WEBHOOK_AUTH)
     return Answer(call_id, response.status_code, started, time.perf_counter() - clock)
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pytest_httpserver import HTTPServer
 
+from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
 from tests.fakes.ghl_calendar import FakeGhlCalendar
 from vapi_bridge import create_app
 from vapi_bridge.tools import calendar
@@ -47,7 +48,7 @@ def env(ghl_calendar):
     return {"GHL_API_BASE_URL": ghl_calendar.url, "GHL_API_KEY": "pit-cal",
             "GHL_LOCATION_ID": "loc-1", "GHL_CALENDAR_ID": "cal-1",
             "DEFAULT_TIMEZONE": "America/New_York", "GHL_CREATE_CONTACTS": None,
-            "CLIENTS_FILE": None, "CLIENTS_JSON": None}
+            "CLIENTS_FILE": None, "CLIENTS_JSON": None, "WEBHOOK_TOKEN": WEBHOOK_TOKEN}
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def call(app, name, arguments, tool_call_id="t1", customer=CALLER):
                                              "function": {"name": name,
                                                           "arguments": arguments}}]}}
     response = app.test_client().post("/vapi/webhook", data=json.dumps(payload),
-                                      content_type="application/json")
+                                      content_type="application/json", headers=WEBHOOK_AUTH)
     assert response.status_code == 200
     [answer] = response.get_json()["results"]
     assert answer["toolCallId"] == tool_call_id and answer["name"] == name

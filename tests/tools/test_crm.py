@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
 from tests.fakes.ghl_crm import SEEDED_NOTE_DATE, FakeGhlCrm
 from vapi_bridge import create_app, tools
 
@@ -50,11 +51,11 @@ def crm(crm_server):
 
 def api_env(crm, **more):
     return {"GHL_API_BASE_URL": crm.url, "GHL_API_KEY": TOKEN, "GHL_LOCATION_ID": LOCATION,
-            **more}
+            "WEBHOOK_TOKEN": WEBHOOK_TOKEN, **more}
 
 
 def workflow_env(crm, kinds=("default", "booking", "deposit")):
-    return {"GHL_API_BASE_URL": crm.url,
+    return {"GHL_API_BASE_URL": crm.url, "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             **{f"GHL_INCOMING_WEBHOOK_URL_{kind.upper()}": crm.hook_url(kind) for kind in kinds}}
 
 
@@ -82,7 +83,7 @@ def item(tool_call_id, name, arguments):
 
 def post(app, payload):
     response = app.test_client().post("/vapi/webhook", data=json.dumps(payload),
-                                      content_type="application/json")
+                                      content_type="application/json", headers=WEBHOOK_AUTH)
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["results"]
 
@@ -217,7 +218,8 @@ def test_workflow_errors(crm, workflow_app):
 
 
 def test_an_unreachable_workflow_is_not_answering(crm):
-    app = create_app({"GHL_INCOMING_WEBHOOK_URL_DEFAULT": "http://127.0.0.1:1/hook"})
+    app = create_app({"GHL_INCOMING_WEBHOOK_URL_DEFAULT": "http://127.0.0.1:1/hook",
+                      "WEBHOOK_TOKEN": WEBHOOK_TOKEN})
     assert run(app, "add_tag", {"tag": "vip"}) == {"error": NOT_ANSWERING}
 
 
@@ -501,7 +503,8 @@ def test_legacy_function_call(crm, workflow_app):
     payload = {"message": {"type": "function-call", "call": {"id": "c1"},
                            "customer": {"number": CALLER},
                            "functionCall": {"name": "add_note", "parameters": {"note": "hi"}}}}
-    response = workflow_app.test_client().post("/vapi/webhook", json=payload)
+    response = workflow_app.test_client().post("/vapi/webhook", json=payload,
+                                               headers=WEBHOOK_AUTH)
     assert response.get_json() == {"result": "The note was sent to the CRM."}
     assert hooked(crm) == [("default", {"phone": CALLER, "note": "hi", "action": "add_note"})]
 
@@ -521,8 +524,8 @@ def test_phones_emails_and_texts_never_reach_the_log(crm, caplog):
             crm.fail_next(1, 422)
             run(app, name, arguments, tool_call_id=f"refused{n}")
             run(app, name, {**arguments, "email": "bad@"}, tool_call_id=f"bad{n}")
-    run(create_app({"GHL_INCOMING_WEBHOOK_URL_DEFAULT": "http://127.0.0.1:1/hooks/x"}),
-        "add_tag", arguments)
+    run(create_app({"GHL_INCOMING_WEBHOOK_URL_DEFAULT": "http://127.0.0.1:1/hooks/x",
+                    "WEBHOOK_TOKEN": WEBHOOK_TOKEN}), "add_tag", arguments)
     records = [r for r in caplog.records if r.name.startswith("vapi_bridge")]
     assert any(r.name == "vapi_bridge.tools.crm" for r in records)
     assert any("refused" in r.getMessage() or "422" in r.getMessage() for r in records)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
+import io
 import json
 import logging
 import time
 
 import pytest
+from werkzeug.test import EnvironBuilder
 
 from vapi_bridge import create_app
 
@@ -180,3 +183,117 @@ def test_bad_algorithm_stops_start_up():
 
     with pytest.raises(ConfigError, match="VAPI_WEBHOOK_HMAC_ALGORITHM must be one of"):
         create_app({"VAPI_WEBHOOK_HMAC_ALGORITHM": "md5"})
+
+
+@pytest.mark.parametrize("timestamp", ["nan", "NaN", "inf", "-inf", "1e400", "-1e400"])
+def test_non_finite_timestamp_is_refused(hmac_app, caplog, timestamp):
+    caplog.set_level(logging.INFO)
+    headers = {"x-signature": sign(BODY, timestamp).hex(), "x-timestamp": timestamp}
+    assert post(hmac_app, headers=headers).status_code == 401
+    assert "hmac: missing or malformed x-timestamp header" in caplog.text
+
+
+# A signed request replayed: refused, on every backend, by one SET NX keyed by a hash.
+
+@pytest.mark.parametrize("backend_env", ["memory", "redis"], indirect=True)
+def test_a_replayed_signature_is_refused(backend_env, prefix, caplog):
+    caplog.set_level(logging.INFO)
+    app = create_app({**backend_env, "STATE_STORAGE_PREFIX": prefix,
+                      "VAPI_WEBHOOK_HMAC_SECRET": SECRET})
+    headers = _hmac_headers()
+    assert post(app, headers=headers).status_code == 200
+    again = post(app, headers=headers)
+    assert again.status_code == 401
+    assert again.get_json() == {"error": "replayed"}
+    assert "check=hmac: replayed" in caplog.text
+    assert headers["x-signature"] not in caplog.text
+    assert post(app, headers=_hmac_headers(timestamp=str(int(time.time()) - 1))).status_code == 200
+
+
+def test_the_replay_mark_holds_a_hash_for_the_window_and_only_after_the_signature_passed(
+        redis_url, redis_client, prefix):
+    app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix,
+                      "VAPI_WEBHOOK_HMAC_SECRET": SECRET, "VAPI_WEBHOOK_HMAC_TOLERANCE": "120"})
+    forged = {**_hmac_headers(), "x-signature": "ab" * 32}
+    assert post(app, headers=forged).status_code == 401
+    assert list(redis_client.scan_iter(f"{prefix}:*")) == []  # a bad signature marks nothing
+    headers = _hmac_headers()
+    assert post(app, headers=headers).status_code == 200
+    [key] = redis_client.scan_iter(f"{prefix}:*")
+    signature = bytes.fromhex(headers["x-signature"])
+    assert key == f"{prefix}:signature:{hashlib.sha256(signature).hexdigest()}"
+    assert headers["x-signature"] not in key + redis_client.get(key)
+    assert 110 < redis_client.ttl(key) <= 120
+
+
+def test_the_token_path_marks_nothing(redis_url, redis_client, prefix):
+    app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix,
+                      "WEBHOOK_TOKEN": TOKEN, "VAPI_WEBHOOK_HMAC_SECRET": SECRET})
+    for _ in range(2):
+        assert post(app, headers={"X-Vapi-Secret": TOKEN}).status_code == 200
+    assert list(redis_client.scan_iter(f"{prefix}:*")) == []
+
+
+# Refused before the body is read: the headers alone decide when nothing else could pass.
+
+def call_wsgi(app, headers, query=""):
+    environ = EnvironBuilder(path="/vapi/webhook", method="POST", query_string=query,
+                             headers=headers, data=BODY,
+                             content_type="application/json").get_environ()
+    body = environ["wsgi.input"] = io.BytesIO(BODY)
+    statuses = []
+    answer = b"".join(app(environ, lambda status, _headers, *_: statuses.append(status)))
+    return int(statuses[0].split()[0]), json.loads(answer), body.tell()  # bytes read
+
+
+STALE = str(int(time.time()) - 3600)
+CLIENT_TOKEN = json.dumps([{"name": "North", "assistant_ids": ["asst-n"],
+                            "webhook_token": "north-token"}])
+
+
+@pytest.mark.parametrize(("config", "headers"), [
+    ({"WEBHOOK_TOKEN": TOKEN}, {}),
+    ({"WEBHOOK_TOKEN": TOKEN}, {"Authorization": "Bearer wrong"}),
+    ({"CLIENTS_JSON": CLIENT_TOKEN}, {}),
+    ({"CLIENTS_JSON": CLIENT_TOKEN}, {"X-Vapi-Secret": "wrong"}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {"x-signature": "00" * 32}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {"x-signature": "00" * 32, "x-timestamp": STALE}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {"x-signature": "00" * 32, "x-timestamp": "nan"}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {"x-signature": "zz", "x-timestamp": "1"}),
+    ({"WEBHOOK_TOKEN": TOKEN, "VAPI_WEBHOOK_HMAC_SECRET": SECRET}, {"X-Vapi-Secret": "wrong"}),
+    ({"WEBHOOK_TOKEN": TOKEN, "VAPI_WEBHOOK_HMAC_SECRET": SECRET},
+     {"X-Vapi-Secret": "wrong", "x-signature": "00" * 32, "x-timestamp": STALE}),
+])
+def test_a_request_that_cannot_pass_is_refused_before_its_body_is_read(config, headers):
+    status, answer, bytes_read = call_wsgi(create_app(config), headers)
+    assert (status, answer, bytes_read) == (401, {"error": "unauthorized"}, 0)
+
+
+@pytest.mark.parametrize(("config", "headers"), [
+    ({"WEBHOOK_TOKEN": TOKEN}, {"X-Vapi-Secret": TOKEN}),
+    ({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}, _hmac_headers()),
+    ({"WEBHOOK_TOKEN": TOKEN, "VAPI_WEBHOOK_HMAC_SECRET": SECRET},
+     {"X-Vapi-Secret": "wrong", **_hmac_headers()}),
+])
+def test_a_request_that_can_pass_is_read(config, headers):
+    status, answer, bytes_read = call_wsgi(create_app(config), headers)
+    assert (status, answer) == (200, {"status": "ignored"}) and bytes_read > 0
+
+
+def test_a_signature_that_could_pass_is_checked_on_the_body():
+    status, answer, bytes_read = call_wsgi(create_app({"VAPI_WEBHOOK_HMAC_SECRET": SECRET}),
+                                      {"x-signature": "00" * 32, "x-timestamp": str(time.time())})
+    assert (status, answer) == (401, {"error": "unauthorized"}) and bytes_read > 0
+
+
+def test_every_token_is_compared_whichever_matches(monkeypatch):
+    clients = [{"name": f"C{n}", "webhook_token": f"client-token-{n}"} for n in range(3)]
+    app = create_app({"WEBHOOK_TOKEN": TOKEN, "CLIENTS_JSON": json.dumps(clients)})
+    compared = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest", lambda a, b: compared.append(1) or real(a, b))
+    for offered in (TOKEN, "client-token-0", "client-token-2", "nobody"):
+        compared.clear()
+        post(app, headers={"X-Vapi-Secret": offered})
+        assert len(compared) == 4  # the global token and the three clients'

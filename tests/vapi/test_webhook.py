@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
 from tests.vapi.payloads import (
     CALL_ID,
     EOCR_CURRENT,
@@ -386,10 +387,10 @@ def test_a_fault_of_ours_is_500_and_what_was_stored_stays(monkeypatch, caplog):
 
     # With somewhere to deliver to, the call is stored before the delivery starts.
     app = create_app({"GHL_API_KEY": "pit-1", "GHL_LOCATION_ID": "loc-1",
-                      "GHL_API_BASE_URL": "http://127.0.0.1:9"})
+                      "GHL_API_BASE_URL": "http://127.0.0.1:9", "WEBHOOK_TOKEN": WEBHOOK_TOKEN})
     client = app.test_client()
     monkeypatch.setattr(pipeline, "run", explode)
-    response = post(client, EOCR_CURRENT)
+    response = post(client, EOCR_CURRENT, headers=WEBHOOK_AUTH)
     assert response.status_code == 500
     assert response.get_json()["error"] == "internal_error"
     assert response.get_json()["requestId"] == response.headers["X-Request-ID"]

@@ -245,6 +245,16 @@ class StateStore:
     def close_session(self, kind: str, session_id: str) -> bool:
         return self.backend.delete(self.key(kind, _digest(session_id)))
 
+    # Signed webhooks already let in: the same signature again within the window is a replay.
+    def first_use_of_signature(self, signature: bytes, window: int) -> bool:
+        """Record ``signature`` for ``window`` seconds; False if it was already recorded."""
+        # Keyed by a hash: the store never holds a signature that would pass.
+        key = self.key("signature", hashlib.sha256(signature).hexdigest())
+        token = secrets.token_hex(8)
+        # One SET NX; a driver's retry after a lost reply finds our own token.
+        return (self.backend.set(key, token, ex=window, nx=True)
+                or self.backend.get(key) == token)
+
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")
         return self.key(kind, *(check_id(value, names[min(i, 1)]) for i, value in enumerate(ids)))

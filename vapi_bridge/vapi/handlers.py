@@ -82,7 +82,8 @@ def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
     """The context of a call's tools: its client, and who is on the line."""
     call = message.get("call") or {}
     customer = message.get("customer") or call.get("customer") or {}
-    client = ctx.settings.clients.resolve(call.get("assistantId"), call.get("phoneNumberId"))
+    client = ctx.settings.clients.resolve(call.get("assistantId"), call.get("phoneNumberId"),
+                                          owner=ctx.client)
     logs.bind(client=client.name)
     return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"))
 
