@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from . import admin, cli, cron, errors, outbound, webhooks
+from .bodytimeout import BodyReadDeadline
 from .config import load_settings
 from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
@@ -29,6 +30,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config["VERSION"] = __version__
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # A slow body holds no thread: read within BODY_READ_TIMEOUT_SECONDS, else 408.
+    app.wsgi_app = BodyReadDeadline(app.wsgi_app, settings.body_read_timeout)  # type: ignore
     if not settings.auth_modes:
         log.warning("[WEBHOOK] Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set:"
                     " /vapi/webhook accepts every request")
