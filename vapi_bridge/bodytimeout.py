@@ -123,7 +123,7 @@ class _DeadlineInput:
     def _timed_out(self) -> RequestTimeout:
         log.warning("[HTTP] Request body not received within %gs on %s (%d bytes): 408",
                     self._timeout, self._where, self._received)
-        return RequestTimeout()
+        return RequestTimeout(f"The request body was not received within {self._timeout:g}s.")
 
 
 def _has_body(environ: dict[str, Any]) -> bool:
