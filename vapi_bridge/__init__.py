@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from . import admin, cli, cron, errors, outbound, webhooks
+from .bodytimeout import BodyReadDeadline
 from .config import check_webhook_auth, load_settings
 from .integrations import Integrations
 from .logs import configure_logging, install_request_ids
@@ -32,6 +33,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     open_webhook = check_webhook_auth(settings)  # raises if an open webhook could do harm
     if open_webhook:
         log.warning("[WEBHOOK] %s", open_webhook)
+    # A slow body holds no thread: read within BODY_READ_TIMEOUT_SECONDS, else 408.
+    app.wsgi_app = BodyReadDeadline(app.wsgi_app, settings.body_read_timeout)  # type: ignore
 
     install_request_ids(app)
     state_storage.init_app(app)

@@ -55,6 +55,7 @@ class Settings:
     hmac_algorithm: str = "sha256"
     hmac_tolerance: int = 300
     max_body_bytes: int = 10 * 1024 * 1024
+    body_read_timeout: float = 5.0  # a body not all received by then: 408, connection closed
     # Answers to Vapi's request messages.
     vapi_assistant_id: str | None = None
     vapi_transfer_number: str | None = None
@@ -237,6 +238,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         hmac_algorithm=algorithm,
         hmac_tolerance=_number(get, "VAPI_WEBHOOK_HMAC_TOLERANCE", int, 300),
         max_body_bytes=_number(get, "MAX_BODY_BYTES", int, 10 * 1024 * 1024),
+        body_read_timeout=_number(get, "BODY_READ_TIMEOUT_SECONDS", float, 5.0),
         vapi_assistant_id=get("VAPI_ASSISTANT_ID"),
         vapi_transfer_number=transfer_number,
         clients=clients,
