@@ -42,18 +42,18 @@ class BodyReadDeadline:
     def __init__(self, app: WSGIApp, timeout: float):
         self.app, self.timeout = app, timeout
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        sock = environ.get("gunicorn.socket")
+    def __call__(self, wsgi_env: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        sock = wsgi_env.get("gunicorn.socket")
         # Plain HTTP/1.x only: an HTTP/2 socket carries other streams, and shutting down an
         # SSLSocket drops its TLS state. Our gunicorn runs neither (TLS ends at the proxy).
         if (not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket)
-                or not environ.get("SERVER_PROTOCOL", "").startswith("HTTP/1")
-                or not _has_body(environ)):
-            return self.app(environ, start_response)
-        body = _DeadlineInput(environ, sock, time.monotonic() + self.timeout, self.timeout)
-        environ["wsgi.input"] = body
+                or not wsgi_env.get("SERVER_PROTOCOL", "").startswith("HTTP/1")
+                or not _has_body(wsgi_env)):
+            return self.app(wsgi_env, start_response)
+        body = _DeadlineInput(wsgi_env, sock, time.monotonic() + self.timeout, self.timeout)
+        wsgi_env["wsgi.input"] = body
         try:
-            return ClosingIterator(self.app(environ, start_response), body.finish)
+            return ClosingIterator(self.app(wsgi_env, start_response), body.finish)
         except BaseException:
             body.finish()
             raise
@@ -62,12 +62,12 @@ class BodyReadDeadline:
 class _DeadlineInput:
     """``wsgi.input`` whose reads end at the deadline; knows whether the body was all read."""
 
-    def __init__(self, environ: dict[str, Any], sock: socket.socket, deadline: float,
+    def __init__(self, wsgi_env: dict[str, Any], sock: socket.socket, deadline: float,
                  timeout: float):
-        self._stream, self._sock = environ["wsgi.input"], sock
+        self._stream, self._sock = wsgi_env["wsgi.input"], sock
         self._deadline, self._timeout = deadline, timeout
-        self._where = f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"
-        self._length = _content_length(environ)  # None: chunked, complete at its end
+        self._where = f"{wsgi_env.get('REQUEST_METHOD')} {wsgi_env.get('PATH_INFO')}"
+        self._length = _content_length(wsgi_env)  # None: chunked, complete at its end
         self._received = 0
         self._complete = False
         self._expired = False
@@ -126,14 +126,14 @@ class _DeadlineInput:
         return RequestTimeout(f"The request body was not received within {self._timeout:g}s.")
 
 
-def _has_body(environ: dict[str, Any]) -> bool:
-    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-    return chunked or bool(_content_length(environ))
+def _has_body(wsgi_env: dict[str, Any]) -> bool:
+    chunked = "chunked" in wsgi_env.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return chunked or bool(_content_length(wsgi_env))
 
 
-def _content_length(environ: dict[str, Any]) -> int | None:
+def _content_length(wsgi_env: dict[str, Any]) -> int | None:
     try:
-        return int(environ["CONTENT_LENGTH"])
+        return int(wsgi_env["CONTENT_LENGTH"])
     except (KeyError, ValueError):
         return None
 
