@@ -173,3 +173,34 @@ def test_get_call_context_answers_only_about_the_current_call(app, ghl, slack):
                                                         {"callId": "call-b"})))
     assert json.loads(own.get_json()["results"][0]["result"]) == {"callId": "call-b",
                                                                   "known": False}
+
+
+# A client named only by the assistant and number it starts calls with
+def test_a_call_started_with_a_clients_outbound_assistant_stays_that_clients(
+        integrations_env, redis_url, prefix, ghl, slack, vapi_api):
+    west = {"name": "West", "ghl_api_key": "pit-west", "ghl_location_id": "loc-west",
+            "slack_channel_id": "C-west", "vapi_assistant_id": "asst-west",
+            "vapi_phone_number_id": "pn-west"}  # no assistant_ids: only what it calls with
+    app = create_app({**integrations_env, "REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix,
+                      "WEBHOOK_TOKEN": TOKEN, "CLIENTS_JSON": json.dumps([*CLIENTS, west])})
+    started = post(app, {"contact_id": "west-contact", "phone": PHONE,
+                         "location": {"id": "loc-west"}}, path="/ghl/outbound-call")
+    call_id = started.get_json()["callId"]
+    assert vapi_api.created[0]["assistantId"] == "asst-west"
+    answer = post(app, tool_calls(call_id, "asst-west", ("t1", "add_note", {"note": "x"})))
+    assert answer.status_code == 200  # was 409: the default client, not the call's owner
+    assert post(app, report(call_id, "asst-west", "west-contact")).status_code == 200
+    assert {n["token"] for n in ghl.notes} == {"pit-west"}
+    assert [m["channel"] for m in slack.messages] == ["C-west"]
+    assert owner(app, call_id) == "West"
+
+
+def test_an_outbound_assistant_shared_by_two_clients_names_neither():
+    from vapi_bridge.clients import Client, ClientDirectory
+
+    one, two = (Client(name, vapi_assistant_id="asst-shared") for name in ("One", "Two"))
+    listed = Client("Three", assistant_ids=("asst-shared",))
+    default = Client("default")
+    assert ClientDirectory([one, two], default).resolve("asst-shared") is default
+    assert ClientDirectory([one, two, listed], default).resolve("asst-shared") is listed
+    assert ClientDirectory([one], default).resolve("asst-shared") is one

@@ -73,8 +73,12 @@ class ClientDirectory:
     def __init__(self, clients: list[Client], default: Client):
         self.clients = tuple(clients)
         self.default = default
-        self._by_assistant = {a: c for c in self.clients for a in c.assistant_ids}
-        self._by_phone = {p: c for c in self.clients for p in c.phone_number_ids}
+        # The assistant and number a client starts calls with (/ghl/outbound-call) name it
+        # too, unless listed by another client or shared by several (then they name nobody).
+        self._by_assistant = {**_unshared((c.vapi_assistant_id, c) for c in self.clients),
+                              **{a: c for c in self.clients for a in c.assistant_ids}}
+        self._by_phone = {**_unshared((c.vapi_phone_number_id, c) for c in self.clients),
+                          **{p: c for c in self.clients for p in c.phone_number_ids}}
         self._by_name = {c.name: c for c in (*self.clients, default)}
 
     def resolve(self, assistant_id: str | None, phone_number_id: str | None = None, *,
@@ -226,6 +230,15 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
         ghl_incoming_webhook_urls=MappingProxyType({k: v for k, v in urls.items() if v}),
     )
+
+
+def _unshared(pairs: Iterable[tuple[str | None, Client]]) -> dict[str, Client]:
+    """``{id: client}`` for the ids exactly one client has."""
+    found: dict[str, list[Client]] = {}
+    for value, client in pairs:
+        if value:
+            found.setdefault(value, []).append(client)
+    return {value: owners[0] for value, owners in found.items() if len(owners) == 1}
 
 
 def _check_unique(source: str, clients: list[Client]) -> None:
