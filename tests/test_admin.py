@@ -404,3 +404,27 @@ def test_store_down_with_the_memory_fallback_says_what_it_shows(make_app):
     assert response.status_code == 303
     html = client.get("/", headers=basic()).get_data(as_text=True)
     assert "retried this process&#39;s in-memory dead letters only" in html
+
+
+def test_behind_trusted_proxies_the_limit_counts_each_forwarded_address(make_app):
+    def via_proxy(app, forwarded: str):
+        client = client_at(app, "10.0.0.2")  # every request arrives from the proxy
+        client.environ_base["HTTP_X_FORWARDED_FOR"] = forwarded
+        return client
+
+    proxied = make_app(TRUSTED_PROXIES="1")
+    fail(via_proxy(proxied, "198.51.100.1"), 10)
+    assert_refused(via_proxy(proxied, "198.51.100.1").get("/", headers=basic()))
+    assert via_proxy(proxied, "198.51.100.2").get("/", headers=basic()).status_code == 200
+    # Without TRUSTED_PROXIES the header is anyone's to write: one count, the proxy's.
+    direct = make_app()
+    fail(via_proxy(direct, "198.51.100.1"), 10)
+    assert_refused(via_proxy(direct, "198.51.100.2").get("/", headers=basic()))
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "6"])
+def test_trusted_proxies_must_be_a_small_count(value):
+    from vapi_bridge.config import ConfigError
+
+    with pytest.raises(ConfigError, match="TRUSTED_PROXIES"):
+        create_app({"TRUSTED_PROXIES": value})

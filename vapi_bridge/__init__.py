@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import admin, cli, cron, errors, outbound, webhooks
 from .bodytimeout import BodyReadDeadline
@@ -35,6 +36,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         log.warning("[WEBHOOK] %s", open_webhook)
     # A slow body holds no thread: read within BODY_READ_TIMEOUT_SECONDS, else 408.
     app.wsgi_app = BodyReadDeadline(app.wsgi_app, settings.body_read_timeout)  # type: ignore
+    if settings.trusted_proxies:  # the client's address and scheme as the proxies saw them
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore
 
     install_request_ids(app)
     state_storage.init_app(app)

@@ -56,6 +56,7 @@ class Settings:
     hmac_tolerance: int = 300
     max_body_bytes: int = 10 * 1024 * 1024
     body_read_timeout: float = 5.0  # a body not all received by then: 408, connection closed
+    trusted_proxies: int = 0  # reverse proxies in front whose X-Forwarded-* headers are believed
     # Answers to Vapi's request messages.
     vapi_assistant_id: str | None = None
     vapi_transfer_number: str | None = None
@@ -239,6 +240,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         hmac_tolerance=_number(get, "VAPI_WEBHOOK_HMAC_TOLERANCE", int, 300),
         max_body_bytes=_number(get, "MAX_BODY_BYTES", int, 10 * 1024 * 1024),
         body_read_timeout=_number(get, "BODY_READ_TIMEOUT_SECONDS", float, 5.0),
+        trusted_proxies=_trusted_proxies(get("TRUSTED_PROXIES")),
         vapi_assistant_id=get("VAPI_ASSISTANT_ID"),
         vapi_transfer_number=transfer_number,
         clients=clients,
@@ -284,6 +286,14 @@ def check_webhook_auth(settings: Settings) -> str | None:
             " (ALLOW_UNAUTHENTICATED_WEBHOOKS=true accepts that)")
     return ("Neither WEBHOOK_TOKEN nor VAPI_WEBHOOK_HMAC_SECRET is set: /vapi/webhook accepts"
             " every request")
+
+
+def _trusted_proxies(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not raw.isdigit() or int(raw) > 5:
+        raise ConfigError(f"TRUSTED_PROXIES must be a number of proxies from 0 to 5 (got {raw!r})")
+    return int(raw)
 
 
 def _number(get, name: str, kind: type, default):
