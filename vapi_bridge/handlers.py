@@ -13,9 +13,9 @@ from typing import Any
 
 from marshmallow import Schema
 
-from .. import logs, pipeline, tools
-from ..context import Context
-from .messages import (
+from . import logs, pipeline, tools
+from .context import Context
+from .report import (
     CallReport,
     EndOfCallReportSchema,
     FunctionCallSchema,

@@ -17,7 +17,7 @@ from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
-from ..ids import check_url_id, is_url_id
+from .ids import check_url_id, is_url_id
 
 
 class InvalidJson(Exception):
