@@ -7,8 +7,8 @@ import logging
 from flask import Flask, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from .report import InvalidJson, InvalidPayload
 from .storage import CallBelongsToAnotherClient, StorageError
+from .vapi.messages import InvalidJson, InvalidPayload
 
 log = logging.getLogger(__name__)
 

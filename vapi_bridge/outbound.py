@@ -18,8 +18,8 @@ from flask import Blueprint, current_app, g, jsonify, request
 from .clients import Client
 from .ids import check_url_id
 from .integrations import DeliveryError
-from .report import InvalidPayload, load_json
 from .storage import CallBelongsToAnotherClient, check_id, get_state
+from .vapi.messages import InvalidPayload, load_json
 from .webhooks import authenticated
 
 log = logging.getLogger(__name__)

@@ -10,14 +10,14 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
-from . import handlers, pipeline, report
+from . import handlers, pipeline
 from .clients import WrongClient
 from .context import Context, current_context
 from .ids import check_url_id
 from .integrations import DeliveryError
 from .signin import check_admin_token
 from .storage import get_state
-from .vapi import auth
+from .vapi import auth, messages
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)
@@ -84,8 +84,8 @@ def _owned(ctx: Context) -> Context:
 @bp.post("/vapi/webhook")
 @authenticated
 def vapi_webhook():
-    message = report.parse(request.get_data(cache=True))
-    g.message_type, g.call_id = message["type"], report.loggable_call_id(message)
+    message = messages.parse(request.get_data(cache=True))
+    g.message_type, g.call_id = message["type"], messages.loggable_call_id(message)
     ctx = _owned(current_context())
     try:
         if ctx.client is not None:  # whatever the type: nothing runs for another client
@@ -107,12 +107,12 @@ def _check_owner(message: dict[str, Any], ctx: Context) -> None:
 @authenticated(acts=True)
 def pull_metadata():
     """Read a call from Vapi and run the pipeline for it; the claims make a re-run safe."""
-    body = report.load_json(request.get_data(cache=True))
+    body = messages.load_json(request.get_data(cache=True))
     call_id = body.get("callId") if isinstance(body, dict) else None
     try:
         g.call_id = check_url_id(call_id, "callId")
     except ValueError as exc:
-        raise report.InvalidPayload({"callId": [str(exc)]}) from None
+        raise messages.InvalidPayload({"callId": [str(exc)]}) from None
     ctx = _owned(current_context())
     if ctx.integrations.vapi is None:
         return jsonify(error="vapi_api_not_configured",

@@ -19,8 +19,8 @@ from typing import Any
 
 from ..context import Context
 from ..integrations import DeliveryError
-from ..report import ToolCall
 from ..storage import check_id
+from ..vapi.messages import ToolCall
 
 log = logging.getLogger(__name__)
 

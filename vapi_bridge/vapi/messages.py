@@ -1,0 +1,150 @@
+"""Reading a Vapi server message: bytes -> JSON -> a message validated for its type.
+
+Tool arguments come as an object or a JSON string; each tool call is decoded on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from ..ids import is_url_id
+from .schemas import EnvelopeSchema
+
+
+class InvalidJson(Exception):
+    """The body is not JSON."""
+
+
+class InvalidPayload(Exception):
+    """JSON that is not a Vapi message we can act on; ``details`` maps field -> messages."""
+
+    def __init__(self, details: dict[str, Any]):
+        super().__init__("invalid payload")
+        self.details = details
+
+
+def load_json(body: bytes) -> Any:
+    """Raw bytes -> a JSON value; ``InvalidJson`` (a 400) for anything else, however deep."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise InvalidJson(_first_line(exc)) from None
+
+
+def parse(body: bytes) -> dict[str, Any]:
+    """Raw bytes -> the ``message`` object, with a string ``type``."""
+    document = load_json(body)
+    if not isinstance(document, dict):
+        raise InvalidPayload({"_schema": ["Expected a JSON object."]})
+    problem = _unstorable(document, check_text=b"\\u" in body)
+    if problem:
+        raise InvalidPayload({"_schema": [problem]})
+    try:
+        return _instance(EnvelopeSchema).load(document)["message"]
+    except ValidationError as exc:
+        raise InvalidPayload(exc.messages_dict) from None
+
+
+MAX_DEPTH = 64  # Vapi's messages nest about 10 deep; far deeper only costs us recursion
+
+
+def _unstorable(document: Any, check_text: bool) -> str | None:
+    """Why the document cannot be stored as UTF-8 JSON, if it cannot (walked, not recursed)."""
+    # Only \u escapes can smuggle lone surrogates in: without any, text needs no check.
+    worth_a_look = (dict, list, str) if check_text else (dict, list)
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"Nested more than {MAX_DEPTH} levels deep."
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                return "Contains text that is not valid Unicode (a lone surrogate)."
+            continue
+        items = value.values() if isinstance(value, dict) else value
+        stack.extend((item, depth + 1) for item in items if isinstance(item, worth_a_look))
+        if check_text and isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate(schema: type[Schema], message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return _instance(schema).load(message)
+    except ValidationError as exc:
+        raise InvalidPayload({"message": exc.messages_dict}) from None
+    except RecursionError:
+        raise InvalidPayload({"message": ["Nested too deeply."]}) from None
+
+
+def loggable_call_id(message: dict[str, Any]) -> str | None:
+    """The call id, before validation, if it is safe to put in a log line."""
+    call = message.get("call")
+    call_id = call.get("id") if isinstance(call, dict) else None
+    return call_id if is_url_id(call_id) else None
+
+
+@functools.cache
+def _instance(schema: type[Schema]) -> Schema:
+    """One instance per schema: building one (and its nested ones) costs more than a load."""
+    return schema()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def _first(*values):
+    return next((value for value in values if value is not None), None)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call, whichever of Vapi's shapes it came in."""
+
+    id: str | None
+    name: str | None
+    arguments: dict[str, Any] | None  # None when they could not be read
+    argument_error: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> ToolCall:
+        function = item.get("function")
+        function = function if isinstance(function, dict) else {}  # unvalidated in functionCall
+        name = function.get("name") or item.get("name")
+        name = name if isinstance(name, str) else None
+        raw = _first(function.get("arguments"), item.get("arguments"), item.get("parameters"))
+        arguments, error = _decode_arguments(raw)
+        return cls(id=item.get("id"), name=name, arguments=arguments, argument_error=error)
+
+
+def tool_calls(message: dict[str, Any]) -> list[ToolCall]:
+    """The calls of a validated ``tool-calls`` message (``toolCalls`` is the legacy copy)."""
+    items = message.get("toolCallList") or message.get("toolCalls") or []
+    return [ToolCall.from_item(item) for item in items]
+
+
+def _decode_arguments(raw: Any) -> tuple[dict[str, Any] | None, str | None]:
+    if raw is None or raw == "":
+        return {}, None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            return None, "The tool arguments are not valid JSON."
+    if not isinstance(raw, dict):
+        return None, "The tool arguments must be a JSON object."
+    return raw, None
