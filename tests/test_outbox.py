@@ -21,7 +21,7 @@ from vapi_bridge import create_app, pipeline
 from vapi_bridge.context import current_context
 from vapi_bridge.integrations.ghl import GhlRetry
 from vapi_bridge.outbox import JOB_TTL, Job, Outbox, drain
-from vapi_bridge.vapi.messages import CallReport
+from vapi_bridge.report import CallReport
 
 REQUESTS_PER_ATTEMPT = 4  # the GoHighLevel client's first request and its 3 urllib3 retries
 

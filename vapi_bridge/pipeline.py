@@ -26,7 +26,9 @@ from .context import Context
 from .ids import check_url_id, is_url_id
 from .integrations import DeliveryError
 from .outbox import DrainSummary, Job, Outbox, drain
-from .vapi.messages import CallReport, EndOfCallReportSchema, InvalidPayload, validate
+from .report import CallReport
+from .vapi.messages import InvalidPayload, validate
+from .vapi.schemas import EndOfCallReportSchema
 
 log = logging.getLogger(__name__)
 # A step's hold on its claim while it runs: a process that dies mid-delivery frees it

@@ -7,7 +7,7 @@ from typing import Any
 
 from .clients import Client
 from .ids import is_url_id, url_path
-from .vapi.messages import CallReport
+from .report import CallReport
 
 NO_SUMMARY = "No summary available."
 # A link is made only from a plain http(s) URL: a `|` would start a label of the sender's

@@ -10,14 +10,14 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
-from . import logs, pipeline
+from . import handlers, logs, pipeline
 from .clients import WrongClient
 from .context import Context, current_context
 from .ids import check_url_id
 from .integrations import DeliveryError
 from .signin import check_admin_token
 from .storage import get_state
-from .vapi import auth, handlers, messages
+from .vapi import auth, messages
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhooks", __name__)

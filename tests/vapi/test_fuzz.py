@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vapi_bridge import create_app
+from vapi_bridge.handlers import HANDLERS
 from vapi_bridge.storage import check_id
 from vapi_bridge.storage.state import ANSWER_PREFIX, CALL_STATUSES, CLAIM_PREFIX, SENT
-from vapi_bridge.vapi.handlers import HANDLERS
 
 MAX_BODY_BYTES = 16 * 1024
 CONFIG = {"STATE_STORAGE": "memory", "STATE_STORAGE_PREFIX": "vapi", "WEBHOOK_TOKEN": "",

@@ -28,7 +28,7 @@ from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError, http_error, status_error
 from ..integrations.ghl import GhlClient
-from ..vapi.messages import parse_time
+from ..vapi.schemas import parse_time
 from . import ToolError, tool
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Vapi's side: webhook authentication, message schemas, and one handler per message type."""
+"""Vapi's side: webhook authentication, message schemas, and reading messages."""

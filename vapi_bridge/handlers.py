@@ -13,18 +13,16 @@ from typing import Any
 
 from marshmallow import Schema
 
-from .. import logs, pipeline, tools
-from ..context import Context
-from .messages import (
-    CallReport,
+from . import logs, pipeline, tools
+from .context import Context
+from .report import CallReport
+from .vapi.messages import ToolCall, tool_calls, validate
+from .vapi.schemas import (
     EndOfCallReportSchema,
     FunctionCallSchema,
     MessageSchema,
     StatusUpdateSchema,
-    ToolCall,
     ToolCallsSchema,
-    tool_calls,
-    validate,
 )
 
 log = logging.getLogger(__name__)
