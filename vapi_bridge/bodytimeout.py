@@ -3,8 +3,9 @@
 Under gunicorn a worker thread reads the body from the client's socket
 (``environ["gunicorn.socket"]``). Two things keep that thread from waiting on a slow client:
 
-* Reading the body ends ``timeout`` seconds after the request reached the app. A timer shuts
-  the socket's read side then (``SHUT_RD``): a blocked read returns at once, and so does every
+* Reading the body ends ``timeout`` seconds after the request reached the app. One watchdog
+  thread per process (not a timer per request: a thread start costs ~140 µs) shuts the
+  socket's read side then (``SHUT_RD``): a blocked read returns at once, and so does every
   later one, so a client trickling a byte at a time is cut off too. The app gets a 408
   (werkzeug's ``RequestTimeout``, answered as JSON by errors.py).
 * After any answer given before the whole body was read (401, 413, the 408), the read side is
@@ -20,6 +21,8 @@ the server handles it: without a gunicorn socket this middleware passes everythi
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
 import socket
 import ssl
@@ -71,7 +74,8 @@ class _DeadlineInput:
         self._received = 0
         self._complete = False
         self._expired = False
-        self._timer: threading.Timer | None = None
+        self._watched = False
+        self.settled = False  # complete or answered: the watchdog leaves it alone
 
     def read(self, size: int | None = -1) -> bytes:
         return self._timed(self._stream.read, size)
@@ -86,19 +90,16 @@ class _DeadlineInput:
         return iter(self.readline, b"")
 
     def finish(self) -> None:
-        """After the answer: stop the timer; a body not all read gets no further read."""
-        if self._timer is not None:
-            self._timer.cancel()
+        """After the answer: no more watching; a body not all read gets no further read."""
+        self.settled = True
         if not self._complete:
             _shut_read(self._sock)
 
     def _timed(self, read: Callable[[Any], bytes], size: int | None) -> bytes:
-        if self._timer is None and not self._complete:
-            # Started at the first read: a request answered without reading needs none.
-            self._timer = threading.Timer(max(0.0, self._deadline - time.monotonic()),
-                                          self._expire)
-            self._timer.daemon = True
-            self._timer.start()
+        if not self._watched and not self._complete:
+            # From the first read: a request answered without reading needs no watching.
+            self._watched = True
+            _WATCHDOG.watch(self, self._deadline)
         try:
             data = read(size)
         except Exception:  # gunicorn's chunked reader raises when the stream ends early
@@ -112,11 +113,11 @@ class _DeadlineInput:
             self._complete = True  # the end of a chunked body
         if self._expired and not self._complete:
             raise self._timed_out()
-        if self._complete and self._timer is not None:
-            self._timer.cancel()
+        if self._complete:
+            self.settled = True
         return data
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         self._expired = True
         _shut_read(self._sock)
 
@@ -124,6 +125,39 @@ class _DeadlineInput:
         log.warning("[HTTP] Request body not received within %gs on %s (%d bytes): 408",
                     self._timeout, self._where, self._received)
         return RequestTimeout(f"The request body was not received within {self._timeout:g}s.")
+
+
+class _Watchdog:
+    """One daemon thread per process: expires the bodies still unread at their deadline."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, _DeadlineInput]] = []  # a heap by deadline
+        self._order = itertools.count()  # ties never compare two bodies
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, body: _DeadlineInput, deadline: float) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (deadline, next(self._order), body))
+            if self._thread is None or not self._thread.is_alive():  # first use, or forked
+                self._thread = threading.Thread(target=self._run, name="body-deadline",
+                                                daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is body:
+                self._wake.notify()  # due before whatever the thread waits for
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                now = time.monotonic()
+                while self._due and (self._due[0][2].settled or self._due[0][0] <= now):
+                    _, _, body = heapq.heappop(self._due)
+                    if not body.settled:
+                        body.expire()
+                self._wake.wait(self._due[0][0] - now if self._due else None)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _has_body(wsgi_env: dict[str, Any]) -> bool:

@@ -11,6 +11,7 @@ format control characters are escaped: one record is one line, as in JSON.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import re
 import sys
@@ -46,6 +47,12 @@ def redact(text: str) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _redact_field(text: str) -> str:
+    # request_id, call_id, client and event repeat on every line of a request: cached.
+    return redact(text)
+
+
 def cut(value: object, limit: int = MAX_FIELD) -> object:
     """A caller-chosen string (a status, an endedReason) cut to ``limit`` characters for a log."""
     if isinstance(value, str) and len(value) > limit:
@@ -68,7 +75,8 @@ class RedactingFilter(logging.Filter):
             record.msg, record.args = cleaned, None
         for name, value in list(vars(record).items()):  # call_id, client, event and any extra
             if name not in _RESERVED and isinstance(value, str):
-                setattr(record, name, redact(value))
+                setattr(record, name,
+                        _redact_field(value) if len(value) <= 256 else redact(value))
         if record.exc_info:  # the traceback as text, redacted, in place of the live exception
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
