@@ -1,6 +1,8 @@
 """``CallReport``: the domain value of an ended call, read from its end-of-call-report.
 
-The embedded ``call`` may be a stale snapshot: the message's own end-state fields win.
+The embedded ``call`` may be a stale snapshot (in the 2024 format, taken while it was still
+"ringing"): the message's own end-state fields win, and the snapshot's cost counts only once
+the snapshot has ended.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
+from math import isfinite
 from typing import Any
 
 from .ids import is_url_id
@@ -85,6 +88,9 @@ class CallReport:
         ghl = _ghl(message)
         started = parse_time(message.get("startedAt") or call.get("startedAt"))
         ended = parse_time(message.get("endedAt") or call.get("endedAt"))
+        # Exact figures first; the conversation's length only when there are none.
+        seconds = _first(_duration(started, ended, message.get("durationSeconds")),
+                         conversation_seconds(message))
         ended_reason = message.get("endedReason") or call.get("endedReason")
         contact_id = find_contact_id(message)
         return cls(
@@ -93,10 +99,12 @@ class CallReport:
             outcome=outcome(ended_reason),
             customer_number=customer.get("number"),
             customer_name=customer.get("name"),
-            started_at=started,
-            ended_at=ended,
-            duration_seconds=_duration(started, ended, message.get("durationSeconds")),
-            cost=_first(message.get("cost"), call.get("cost")),
+            # The 2024 format has no startedAt/endedAt: when the call was created, and when
+            # the report was sent (just after the end), are the closest it says.
+            started_at=started or parse_time(call.get("createdAt")),
+            ended_at=ended or _moment(message.get("timestamp")),
+            duration_seconds=seconds,
+            cost=_first(message.get("cost"), call.get("cost") if _has_ended(call) else None),
             summary=analysis.get("summary") or message.get("summary"),
             structured_data=analysis.get("structuredData") or {},
             success_evaluation=analysis.get("successEvaluation"),
@@ -197,6 +205,44 @@ def find_contact_id(message: dict[str, Any]) -> str | None:
         if customer and customer.get("externalId"):
             return customer["externalId"]
     return None
+
+
+def conversation_seconds(message: dict[str, Any]) -> float | None:
+    """How long the conversation lasted, from its messages (``artifact.messages``, else the
+    legacy top-level ``messages``): where the last one ends, counted from the call's start.
+
+    Every item has ``secondsFromStart`` (from the call's start); a spoken one also has ``time``
+    and ``endTime`` (epoch ms), so it ends at ``secondsFromStart + (endTime - time) / 1000``.
+    The items' ``duration`` is not used: real payloads give it in seconds and in milliseconds.
+    """
+    artifact = message.get("artifact") or {}
+    items = _list(artifact.get("messages")) or _list(message.get("messages"))
+    ends = []
+    for item in items:
+        if not isinstance(item, dict) or not _amount(item.get("secondsFromStart")):
+            continue
+        end = item["secondsFromStart"]
+        start_ms, end_ms = item.get("time"), item.get("endTime")
+        if _amount(start_ms) and _amount(end_ms) and end_ms >= start_ms:
+            end += (end_ms - start_ms) / 1000
+        ends.append(end)
+    return round(max(ends), 3) if ends else None
+
+
+def _amount(value: Any) -> bool:
+    """A finite, non-negative JSON number (not a bool)."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and isfinite(value) and value >= 0)
+
+
+def _has_ended(call: dict[str, Any]) -> bool:
+    """Whether the embedded call is a snapshot taken after the end (its cost is final)."""
+    return call.get("status") == "ended" or bool(call.get("endedAt"))
+
+
+def _moment(value: Any) -> datetime | None:
+    """The validated ``timestamp`` is already a datetime; anything else is parsed."""
+    return value if isinstance(value, datetime) else parse_time(value)
 
 
 def _duration(started, ended, legacy_seconds) -> float | None:

@@ -132,8 +132,23 @@ class ToolCall:
 
 
 def tool_calls(message: dict[str, Any]) -> list[ToolCall]:
-    """The calls of a validated ``tool-calls`` message (``toolCalls`` is the legacy copy)."""
-    items = message.get("toolCallList") or message.get("toolCalls") or []
+    """The calls of a validated ``tool-calls`` message, each once.
+
+    ``toolCallList`` is the main list, ``toolCalls`` its legacy copy, and
+    ``toolWithToolCallList`` holds the same calls again, each under ``toolCall`` beside the
+    tool's configuration; some messages carry only that one. The first list that has calls
+    is taken whole; the others add only the calls whose id it has not seen (a call without
+    an id cannot be told apart from its copy, so only the first list's are run).
+    """
+    with_tool = [entry.get("toolCall") for entry in message.get("toolWithToolCallList") or []]
+    lists = [message.get("toolCallList") or [], message.get("toolCalls") or [],
+             [item for item in with_tool if isinstance(item, dict)]]
+    first = next((items for items in lists if items), [])
+    items, seen = list(first), {item.get("id") for item in first}
+    for item in (item for other in lists if other is not first for item in other):
+        if item.get("id") and item["id"] not in seen:
+            seen.add(item["id"])
+            items.append(item)
     return [ToolCall.from_item(item) for item in items]
 
 

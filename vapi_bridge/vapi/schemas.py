@@ -164,9 +164,16 @@ class ToolCallSchema(Lenient):
     parameters = ToolArguments(allow_none=True)
 
 
+class ToolWithToolCallSchema(Lenient):
+    # The tool's configuration is kept as sent (its ``function.parameters`` is a JSON
+    # schema, not arguments); only the call is read.
+    toolCall = _nested(ToolCallSchema)
+
+
 class ToolCallsSchema(MessageSchema):
     toolCallList = fields.List(fields.Nested(ToolCallSchema), allow_none=True)
     toolCalls = fields.List(fields.Nested(ToolCallSchema), allow_none=True)  # legacy duplicate
+    toolWithToolCallList = fields.List(fields.Nested(ToolWithToolCallSchema), allow_none=True)
 
 
 class FunctionCallSchema(MessageSchema):
