@@ -55,10 +55,10 @@ class CallReport:
     outcome: str = "other"
     customer_number: str | None = None
     customer_name: str | None = None
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    duration_seconds: float | None = None
-    cost: float | None = None
+    started_at: datetime | None = None  # else when the call was created (2024 format)
+    ended_at: datetime | None = None  # else when the report was sent
+    duration_seconds: float | None = None  # else the conversation's length
+    cost: float | None = None  # None: unknown (never the stale snapshot's 0)
     summary: str | None = None
     structured_data: dict[str, Any] = field(default_factory=dict)
     success_evaluation: str | None = None
