@@ -89,23 +89,19 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
             "callId": call_id or ctx.call_id, "body": body})
         return "The text message is on its way."
     contact = _contact(ghl, ctx, phone=phone, names={"firstName": first_name})
-    # SendMessageBodyDto, since the spec's 2026-05 revision, lists "required": ["type",
-    # "subType", "contactId", "status"], yet types subType "object" with the example "Email"
-    # and the same description as type ("Type of message being sent"), and gives status the
-    # enum "delivered|failed|pending|read" that SendMessageResponseDto and
-    # UpdateMessageStatusDto (PUT .../status) use for what became of a message: a state
-    # GoHighLevel reports, not one a sender can truthfully claim. Every earlier revision
-    # required only "type" and "contactId". So we send those and the text, nothing else;
-    # if GoHighLevel ever enforces the new fields, its refusal is logged and said below.
+    # The spec's SendMessageBodyDto (2026-05) has "required": ["type", "subType", "contactId",
+    # "status"], but subType is typed "object" with the example "Email", and status takes the
+    # enum "delivered|failed|pending|read" of the send answer and of PUT .../status: what
+    # became of a message, not something a sender claims. Every earlier revision required
+    # only "type" and "contactId": we send those and the text. A refusal is logged and said.
     try:
         ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
                     json={"type": "SMS", "contactId": _ghl_id(contact), "message": body})
     except DeliveryError as exc:
         if exc.retryable:
             raise  # a passing outage: the usual answer, and Vapi's repeat tries again
-        log.warning("[TOOLS] send_sms refused by GoHighLevel: HTTP %s %s requestId=%s"
-                    " callId=%s", exc.status, redact(cut(str(exc), 300)), ctx.request_id,
-                    ctx.call_id)
+        log.warning("[TOOLS] send_sms refused by GoHighLevel: %s requestId=%s callId=%s",
+                    redact(cut(str(exc), 300)), ctx.request_id, ctx.call_id)
         raise ToolError(SMS_REFUSED) from None
     _done(ctx, "send_sms", "api")
     return "The text message was sent."
