@@ -79,6 +79,7 @@ def test_client_by_explicit_name_and_its_default_country(app, vapi_api):
     ({**GHL_CONTACT, "phone": ""}, 400, "missing_phone"),
     ({**GHL_CONTACT, "phone": "12"}, 400, "invalid_phone"),
     ({**GHL_CONTACT, "phone": "call me maybe"}, 400, "invalid_phone"),
+    ({**GHL_CONTACT, "phone": "555-0199"}, 400, "invalid_phone"),  # local: no area code
     ({**GHL_CONTACT, "contact_id": None}, 400, "missing_contact_id"),
     ({**GHL_CONTACT, "contact_id": "a b"}, 400, "invalid_contact_id"),
     ({**GHL_CONTACT, "location": {"id": "loc-unknown"}}, 404, "unknown_client"),

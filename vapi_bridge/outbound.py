@@ -12,12 +12,12 @@ import logging
 import time
 from typing import Any
 
-import phonenumbers
 from flask import Blueprint, current_app, g, jsonify, request
 
 from .clients import Client
 from .ids import check_url_id
 from .integrations import DeliveryError
+from .phones import to_e164
 from .storage import CallBelongsToAnotherClient, check_id, get_state
 from .vapi.messages import InvalidPayload, load_json
 from .webhooks import authenticated
@@ -158,15 +158,12 @@ def _phone(data: dict[str, Any], client: Client) -> str:
     raw = _text(data, "phone", "phone_number", "phoneNumber")
     if not raw:
         raise Refused(400, "missing_phone", "The contact has no phone number.")
-    try:
-        number = phonenumbers.parse(raw, client.default_country)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_possible_number(number):
+    number = to_e164(raw, client.default_country)
+    if number is None:
         country = client.default_country
         raise Refused(400, "invalid_phone",
                       f"The phone number is not a valid number (default country {country}).")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
 
 
 def _vapi_request(data: dict[str, Any], client: Client, contact_id: str) -> dict[str, Any]:

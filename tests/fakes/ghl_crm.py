@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from werkzeug import Request, Response
@@ -18,6 +19,11 @@ OPPORTUNITY_FIELDS = {"pipelineId", "locationId", "name", "status", "contactId",
 OPPORTUNITY_UPDATE_FIELDS = OPPORTUNITY_FIELDS - {"locationId", "contactId"}
 STATUSES = ("open", "won", "lost", "abandoned")
 SEEDED_NOTE_DATE = "2026-01-05T15:30:00.000Z"
+CLOCK_START = datetime(2026, 1, 1, tzinfo=UTC)  # the fake's clock: one minute per tick
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class FakeGhlCrm(FakeGhl):
@@ -27,6 +33,11 @@ class FakeGhlCrm(FakeGhl):
         self.opportunities: dict[str, dict[str, Any]] = {}
         self.hooks: list[tuple[str, dict[str, Any]]] = []  # (kind, JSON body)
         self._opportunity_ids = itertools.count(1)
+        self._ticks = itertools.count(1)
+        # GET /opportunities/search: "newest" or "oldest" created first (the spec documents
+        # no default order), and the answer to POST /conversations/messages when refusing.
+        self.opportunity_order = "newest"
+        self.message_refusal: tuple[int, dict[str, Any]] | None = None
         self.route("/conversations/messages", "POST", self._message)
         self.route("/opportunities/search", "GET", self._search_opportunities)
         self.route("/opportunities/", "POST", self._create_opportunity)
@@ -46,19 +57,30 @@ class FakeGhlCrm(FakeGhl):
                 collection.clear()
             self._ids = itertools.count(1)
             self._opportunity_ids = itertools.count(1)
+            self._ticks = itertools.count(1)
+            self.opportunity_order = "newest"
+            self.message_refusal = None
 
     # Seeding and reading
     def hook_url(self, kind: str) -> str:
         return f"{self.url}/hooks/{kind}"
 
     def add_opportunity(self, contact_id: str, pipeline_id: str, stage_id: str,
-                        status: str = "open", location_id: str = "loc-default") -> str:
+                        status: str = "open", location_id: str = "loc-default",
+                        updated_minutes: int | None = None) -> str:
+        """Created now on the fake's clock; ``updated_minutes`` after ``CLOCK_START`` if given."""
         opportunity_id = f"opp-{next(self._opportunity_ids)}"
+        created = self._tick()
+        updated = (CLOCK_START + timedelta(minutes=updated_minutes)
+                   if updated_minutes is not None else created)
         self.opportunities[opportunity_id] = {
             "id": opportunity_id, "name": "seeded", "pipelineId": pipeline_id,
             "pipelineStageId": stage_id, "status": status, "contactId": contact_id,
-            "locationId": location_id}
+            "locationId": location_id, "createdAt": iso(created), "updatedAt": iso(updated)}
         return opportunity_id
+
+    def _tick(self) -> datetime:
+        return CLOCK_START + timedelta(minutes=next(self._ticks))
 
     def add_seeded_note(self, contact_id: str, body: str, date_added: str) -> None:
         self.notes.append({"id": f"note-{len(self.notes) + 1}", "contact_id": contact_id,
@@ -108,6 +130,9 @@ class FakeGhlCrm(FakeGhl):
         denied = self._checked(request, CONVERSATIONS_VERSION)
         if denied:
             return denied
+        if self.message_refusal is not None:
+            status, answer = self.message_refusal
+            return json_response(answer, status)
         body = request.get_json()
         if body.get("type") != "SMS" or not body.get("message") \
                 or body.get("contactId") not in self.contacts:
@@ -119,18 +144,41 @@ class FakeGhlCrm(FakeGhl):
                               "msg": "Message queued successfully."})
 
     def _search_opportunities(self, request: Request) -> Response:
+        """Filters by the spec's snake_case parameters; ``limit`` (default 20, at most 100)
+        per page; the next page by ``startAfter`` + ``startAfterId`` from ``meta``."""
         denied = self._checked(request)
         if denied:
             return denied
         args = request.args
+        status, limit = args.get("status"), args.get("limit", "20")
         if not args.get("location_id"):
-            return json_response({"statusCode": 422, "message": ["location_id is required"]},
-                                 422)
-        found = [o for o in reversed(self.opportunities.values())  # newest first
-                 if o["locationId"] == args["location_id"]
-                 and (not args.get("contact_id") or o["contactId"] == args["contact_id"])
-                 and (not args.get("pipeline_id") or o["pipelineId"] == args["pipeline_id"])]
-        return json_response({"opportunities": found, "meta": {"total": len(found)}})
+            return _unprocessable("location_id is required")
+        if status is not None and status not in (*STATUSES, "all"):
+            return _unprocessable("status must be one of open, won, lost, abandoned, all")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return _unprocessable("limit must not be greater than 100")
+        found = sorted((o for o in self.opportunities.values()
+                        if o["locationId"] == args["location_id"]
+                        and (not args.get("contact_id") or o["contactId"] == args["contact_id"])
+                        and (not args.get("pipeline_id")
+                             or o["pipelineId"] == args["pipeline_id"])
+                        and status in (None, "all", o["status"])),
+                       key=lambda o: (o["createdAt"], o["id"]),
+                       reverse=self.opportunity_order == "newest")
+        start = 0
+        if "startAfterId" in args or "startAfter" in args:
+            after = self.opportunities.get(args.get("startAfterId", ""))
+            if after is None or args.get("startAfter") != str(epoch_ms(after["createdAt"])):
+                return _unprocessable("startAfter and startAfterId must name the last one read")
+            start = found.index(after) + 1
+        page = found[start:start + int(limit)]
+        meta: dict[str, Any] = {"total": len(found), "currentPage": start // int(limit) + 1,
+                                "nextPage": None, "prevPage": None}
+        if page:
+            meta |= {"startAfterId": page[-1]["id"], "startAfter": epoch_ms(page[-1]["createdAt"])}
+        if start + len(page) < len(found):
+            meta["nextPage"] = meta["currentPage"] + 1
+        return json_response({"opportunities": page, "meta": meta})
 
     def _create_opportunity(self, request: Request) -> Response:
         denied = self._checked(request)
@@ -145,7 +193,9 @@ class FakeGhlCrm(FakeGhl):
                 *(f"{f} is required" for f in missing),
                 *(f"property {f} should not exist" for f in unknown)]}, 422)
         opportunity_id = f"opp-{next(self._opportunity_ids)}"
-        self.opportunities[opportunity_id] = {"id": opportunity_id, **body}
+        now = iso(self._tick())
+        self.opportunities[opportunity_id] = {"id": opportunity_id, **body, "createdAt": now,
+                                              "updatedAt": now}
         return json_response({"opportunity": self.opportunities[opportunity_id]}, 201)
 
     def _update_opportunity(self, request: Request) -> Response:
@@ -160,7 +210,7 @@ class FakeGhlCrm(FakeGhl):
         if unknown:
             return json_response({"statusCode": 422, "message": [
                 f"property {f} should not exist" for f in unknown]}, 422)
-        opportunity.update(body)
+        opportunity.update(body, updatedAt=iso(self._tick()))
         return json_response({"opportunity": opportunity})
 
     def _hook(self, request: Request) -> Response:
@@ -168,3 +218,12 @@ class FakeGhlCrm(FakeGhl):
         self.hooks.append((request.path.split("/")[2], request.get_json()))
         return json_response({"status": "Success: request sent to trigger execution server",
                               "id": f"hook-{len(self.hooks)}"})
+
+
+def _unprocessable(message: str) -> Response:
+    return json_response({"statusCode": 422, "message": [message],
+                          "error": "Unprocessable Entity"}, 422)
+
+
+def epoch_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)

@@ -245,6 +245,15 @@ def test_booking_creates_the_contact_when_there_is_none(app, ghl_calendar):
     assert ghl_calendar.requests[0].args["number"] == "+14155550999"  # the argument, not caller
 
 
+def test_booking_sends_the_phone_in_e164(app, ghl_calendar):
+    result(app, "book_appointment", {"startTime": "2026-12-03T10:00", "phone": "(415) 555-0199"})
+    assert ghl_calendar.requests[0].args["number"] == "+14155550199"
+    assert ghl_calendar.upserts[0]["phone"] == "+14155550199"
+    assert "phone" in error(app, "book_appointment", {"startTime": "2026-12-03T11:00",
+                                                       "phone": "555-0199"}, tool_call_id="t2")
+    assert len(ghl_calendar.requests) == 3  # the unreadable number asked nobody
+
+
 def test_booking_in_the_arguments_time_zone(app, ghl_calendar):
     ghl_calendar.add_contact(CALLER, "loc-1")
     answer = result(app, "book_appointment", {"startTime": "2026-12-03T10:00",

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
-from tests.fakes.ghl_crm import SEEDED_NOTE_DATE, FakeGhlCrm
+from tests.fakes.ghl_crm import SEEDED_NOTE_DATE, FakeGhlCrm, epoch_ms
 from vapi_bridge import create_app, tools
 
 CALLER = "+14155550123"
@@ -290,9 +290,13 @@ def test_upsert_contact(crm, api_app):
                                          "locationId": LOCATION})]
 
 
-def search(contact, pipeline="p1"):
-    return api("GET", "/opportunities/search", query={
-        "location_id": LOCATION, "contact_id": contact, "pipeline_id": pipeline})
+def search(contact, pipeline="p1", after=None):
+    """One page of the contact's opportunities in the pipeline, every status, 100 a page."""
+    query = {"location_id": LOCATION, "contact_id": contact, "pipeline_id": pipeline,
+             "status": "all", "limit": "100"}
+    if after:
+        query |= {"startAfter": after[0], "startAfterId": after[1]}
+    return api("GET", "/opportunities/search", query=query)
 
 
 def test_update_stage_moves_the_open_opportunity(crm, api_app):
@@ -413,7 +417,7 @@ def test_bad_arguments_name_the_field(crm, mode, name, arguments, customer, erro
 
 def test_numbers_are_read_as_text(crm, workflow_app):
     run(workflow_app, "add_tag", {"tag": 2026, "phone": 14155559876.0})
-    assert hooked(crm) == [("default", {"phone": "14155559876", "tag": "2026",
+    assert hooked(crm) == [("default", {"phone": "+14155559876", "tag": "2026",
                                         "action": "add_tag"})]
 
 
@@ -532,3 +536,123 @@ def test_phones_emails_and_texts_never_reach_the_log(crm, caplog):
     text = "\n".join(r.getMessage() + " " + repr(r.args) for r in records)
     for secret in [*secrets.values(), CALLER, "bad@", "/hooks/", crm.url]:
         assert secret not in text
+
+
+# What the spec shows (issue 13)
+def sent_messages(crm):
+    return [r.get_json() for r in crm.requests if r.path == "/conversations/messages"]
+
+
+def test_send_sms_sends_type_contact_id_and_message_only(crm, api_app):
+    """SendMessageBodyDto's 2026-05 "subType" and "status" are left out on purpose (crm.py)."""
+    contact = crm.add_contact(CALLER, LOCATION)
+    assert run(api_app, "send_sms", {"body": "See you Tuesday"}) == {
+        "result": "The text message was sent."}
+    assert sent_messages(crm) == [
+        {"type": "SMS", "contactId": contact, "message": "See you Tuesday"}]
+
+
+GHL_REFUSALS = [
+    (400, {"statusCode": 400, "message": "Cannot send SMS to +14155550123: contact has DND"}),
+    (422, {"statusCode": 422, "message": ["subType must be an object",
+                                          "status must be one of delivered, failed"],
+           "error": "Unprocessable Entity"}),
+]
+
+
+@pytest.mark.parametrize(("status", "answer"), GHL_REFUSALS, ids=["400", "422"])
+def test_send_sms_refused_by_ghl_says_so_and_logs_why(crm, api_app, caplog, status, answer):
+    caplog.set_level(logging.INFO, logger="vapi_bridge")
+    crm.add_contact(CALLER, LOCATION)
+    crm.message_refusal = (status, answer)
+    said = {"error": "The text message was not sent: the CRM refused it."}
+    assert run(api_app, "send_sms", {"body": "Your code is 424242"}) == said
+    [line] = [r.getMessage() for r in caplog.records if "refused by GoHighLevel" in r.getMessage()]
+    assert f"HTTP {status}" in line
+    reason = answer["message"] if status == 422 else ["Cannot send SMS to ***0123"]
+    assert all(part in line for part in reason)  # GoHighLevel's words, the number cut
+    for secret in (CALLER, TOKEN, "424242"):
+        assert secret not in line
+    assert len(sent_messages(crm)) == 1
+    assert run(api_app, "send_sms", {"body": "Your code is 424242"}) == said  # stored
+    assert len(sent_messages(crm)) == 1
+
+
+# Phone numbers: E.164 only, read with the client's default country
+def phones_sent(crm):
+    """Every phone that reached the fake: the duplicate search's number, upserts' phone."""
+    return [r.args.get("number") if r.method == "GET" else r.get_json().get("phone")
+            for r in crm.requests
+            if r.path in ("/contacts/search/duplicate", "/contacts/upsert")]
+
+
+PHONE_CASES = [
+    ("lookup_contact", {}), ("add_tag", {"tag": "vip"}), ("add_note", {"note": "hi"}),
+    ("upsert_contact", {"firstName": "Ana"}), ("send_sms", {"body": "hi"}),
+    ("update_stage", {"pipelineId": "p1", "stageId": "s1"}),
+]
+
+
+@pytest.mark.parametrize(("name", "arguments"), PHONE_CASES, ids=[c[0] for c in PHONE_CASES])
+def test_phone_arguments_reach_ghl_in_e164(crm, api_app, name, arguments):
+    run(api_app, name, {**arguments, "phone": "(415) 555-0199"})
+    assert phones_sent(crm) and set(phones_sent(crm)) == {"+14155550199"}
+
+
+def test_phones_are_read_with_the_clients_default_country(crm):
+    app = create_app(api_env(crm, DEFAULT_COUNTRY="GB"))
+    assert run(app, "add_tag", {"tag": "vip", "phone": "020 7946 0018"}) == {
+        "result": "The tag is added."}
+    assert phones_sent(crm) == ["+442079460018", "+442079460018"]
+
+
+def test_workflows_get_e164_phones_too(crm, workflow_app):
+    run(workflow_app, "send_sms", {"phone": "415.555.0199", "body": "hi"})
+    assert hooked(crm)[0][1]["phone"] == "+14155550199"
+
+
+@pytest.mark.parametrize("phone", ["555-0199", "(415) 555-01", "+1 415 555 0199 99"])
+@pytest.mark.parametrize("name", ["send_sms", "upsert_contact", "add_tag", "lookup_contact"])
+def test_a_phone_that_cannot_be_read_is_said_and_nothing_is_sent(crm, api_app, name, phone):
+    answer = run(api_app, name, {"phone": phone, "tag": "vip", "body": "hi"})
+    assert answer == {"error": "That phone number does not look right. Please check it."}
+    assert crm.requests == []
+
+
+# update_stage: asked for explicitly, every page, the same choice in any order
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_update_stage_moves_the_open_one_whatever_the_order(crm, api_app, order):
+    crm.opportunity_order = order
+    contact = crm.add_contact(CALLER, LOCATION)
+    crm.add_opportunity(contact, "p1", "s1", status="lost", updated_minutes=500)
+    crm.add_opportunity(contact, "p1", "s1", status="open", updated_minutes=10)
+    crm.add_opportunity(contact, "p1", "s1", status="won", updated_minutes=900)
+    assert run(api_app, "update_stage", {"pipelineId": "p1", "stageId": "s2"}) == {
+        "result": "The opportunity was moved to that stage."}
+    assert seen(crm)[1:] == [search(contact),
+                             api("PUT", "/opportunities/opp-2", {"pipelineStageId": "s2"})]
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_update_stage_without_an_open_one_moves_the_latest_updated(crm, api_app, order):
+    crm.opportunity_order = order
+    contact = crm.add_contact(CALLER, LOCATION)
+    crm.add_opportunity(contact, "p1", "s1", status="lost", updated_minutes=100)
+    crm.add_opportunity(contact, "p1", "s1", status="won", updated_minutes=900)  # this one
+    crm.add_opportunity(contact, "p1", "s1", status="abandoned", updated_minutes=300)
+    assert run(api_app, "update_stage", {"pipelineId": "p1", "stageId": "s2"}) == {
+        "result": "The opportunity was moved to that stage."}
+    assert seen(crm)[-1] == api("PUT", "/opportunities/opp-2", {"pipelineStageId": "s2"})
+
+
+def test_update_stage_reads_every_page(crm, api_app):
+    contact = crm.add_contact(CALLER, LOCATION)
+    crm.add_opportunity(contact, "p1", "s1", status="open", updated_minutes=1)  # oldest: page 2
+    for _ in range(120):
+        crm.add_opportunity(contact, "p1", "s1", status="lost")
+    assert run(api_app, "update_stage", {"pipelineId": "p1", "stageId": "s2"}) == {
+        "result": "The opportunity was moved to that stage."}
+    # Newest first, 100 a page: opp-121 down to opp-22, then opp-21 down to opp-1.
+    cursor = (str(epoch_ms(crm.opportunities["opp-22"]["createdAt"])), "opp-22")
+    assert seen(crm)[1:] == [search(contact), search(contact, after=cursor),
+                             api("PUT", "/opportunities/opp-1", {"pipelineStageId": "s2"})]

@@ -17,6 +17,7 @@ from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
+from ..phones import to_e164
 from . import ToolError, tool
 
 log = logging.getLogger(__name__)
@@ -190,8 +191,12 @@ def _contact_id(arguments: dict[str, Any], ghl: GhlClient, ctx: Context) -> str:
     """The caller's contact (or the given phone/email), created when there is none."""
     phone, email, name = (arguments.get(key) for key in ("phone", "email", "name"))
     phone = phone or ctx.customer_number
-    if phone and (not isinstance(phone, str) or not _PHONE.fullmatch(phone.strip())):
-        raise ToolError("The phone must be a phone number like +14155550123.")
+    if phone:  # sent in E.164 only, read with the client's default country
+        country = ctx.client.default_country if ctx.client else "US"
+        phone = (to_e164(phone.strip(), country)
+                 if isinstance(phone, str) and _PHONE.fullmatch(phone.strip()) else None)
+        if phone is None:
+            raise ToolError("The phone must be a phone number like +14155550123.")
     if email and (not isinstance(email, str) or not _EMAIL.fullmatch(email.strip())):
         raise ToolError("The email is not a valid email address.")
     if name and not isinstance(name, str):
@@ -199,12 +204,12 @@ def _contact_id(arguments: dict[str, Any], ghl: GhlClient, ctx: Context) -> str:
     if not phone and not email:
         raise ToolError("I need a phone number or an email to book with: give a phone or email.")
     if phone:
-        found = ghl.find_contact_by_phone(phone.strip())
+        found = ghl.find_contact_by_phone(phone)
         if found:
             return found["id"]
     if not ctx.settings.ghl_create_contacts:
         raise ToolError("I could not find your details in our records, so I cannot book this.")
-    created = ghl.upsert_contact({"phone": phone and phone.strip(),
+    created = ghl.upsert_contact({"phone": phone,
                                   "email": email and email.strip(),
                                   "name": name and name.strip(), "source": "Vapi call"})
     return created["id"]

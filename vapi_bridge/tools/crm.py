@@ -9,8 +9,9 @@ Each client works one of two ways, chosen by its configuration:
   created), then the note, tag, SMS or opportunity stage goes through the API v2.
 
 ``lookup_contact`` reads the CRM, so it needs the API in either mode. A missing ``phone``
-(and ``email``) is the caller's number. Arguments (phones, emails, SMS bodies) never
-reach the log.
+(and ``email``) is the caller's number. Every phone goes out in E.164, read with the
+client's ``default_country``; one that cannot be read is an error the assistant can say,
+and nothing is sent. Arguments (phones, emails, SMS bodies) never reach the log.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError, http_error, status_error
 from ..integrations.ghl import GhlClient
+from ..logs import cut, redact
+from ..phones import to_e164
 from ..vapi.schemas import parse_time
 from . import ToolError, tool
+from .opportunities import find_opportunity
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ WORKFLOW = "ghl-workflow"  # DeliveryError service name for incoming-webhook POS
 CONVERSATIONS_VERSION = "2021-04-15"  # conversations (SMS) want this Version (reference A1)
 TEMPLATES = ("booking", "deposit")
 NOT_SET_UP = "The CRM is not set up for this line."
+SMS_REFUSED = "The text message was not sent: the CRM refused it."
+BAD_PHONE = "That phone number does not look right. Please check it."
 _PHONE = re.compile(r"\+?[0-9 ().-]+")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -83,8 +89,20 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
             "callId": call_id or ctx.call_id, "body": body})
         return "The text message is on its way."
     contact = _contact(ghl, ctx, phone=phone, names={"firstName": first_name})
-    ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
-                json={"type": "SMS", "contactId": _ghl_id(contact), "message": body})
+    # The spec's SendMessageBodyDto (2026-05) has "required": ["type", "subType", "contactId",
+    # "status"], but subType is typed "object" with the example "Email", and status takes the
+    # enum "delivered|failed|pending|read" of the send answer and of PUT .../status: what
+    # became of a message, not something a sender claims. Every earlier revision required
+    # only "type" and "contactId": we send those and the text. A refusal is logged and said.
+    try:
+        ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
+                    json={"type": "SMS", "contactId": _ghl_id(contact), "message": body})
+    except DeliveryError as exc:
+        if exc.retryable:
+            raise  # a passing outage: the usual answer, and Vapi's repeat tries again
+        log.warning("[TOOLS] send_sms refused by GoHighLevel: %s requestId=%s callId=%s",
+                    redact(cut(str(exc), 300)), ctx.request_id, ctx.call_id)
+        raise ToolError(SMS_REFUSED) from None
     _done(ctx, "send_sms", "api")
     return "The text message was sent."
 
@@ -148,14 +166,7 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
         return "The stage change was sent to the CRM."
     contact = _contact(ghl, ctx, phone=phone, email=email)
     contact_id = _ghl_id(contact)
-    found = ghl.request("GET", "/opportunities/search", params={
-        "location_id": ghl.location_id, "contact_id": contact_id, "pipeline_id": pipeline_id})
-    candidates = [o for o in found.get("opportunities") or []
-                  if isinstance(o, dict) and o.get("id")
-                  and o.get("pipelineId", pipeline_id) == pipeline_id]
-    # An open one first; else the latest (GoHighLevel lists the newest first).
-    chosen = next((o for o in candidates if o.get("status") == "open"),
-                  candidates[0] if candidates else None)
+    chosen = find_opportunity(ghl, contact_id, pipeline_id)
     if chosen is None:
         ghl.request("POST", "/opportunities/", json={
             "pipelineId": pipeline_id, "locationId": ghl.location_id,
@@ -241,13 +252,18 @@ class _Arguments:
         return self.id(field)  # type: ignore[return-value]
 
     def phone(self, *, default: str | None = None) -> str | None:
-        """The ``phone`` given, checked; else ``default`` (the caller's number) if it is one."""
+        """The ``phone`` given, in E.164; else ``default`` (the caller's number) if it is one."""
         given = self.text("phone")
         if given is None:
-            return default if default and _looks_like_phone(default) else None
-        if not _looks_like_phone(given):
-            raise ToolError("That phone number does not look right. Please check it.")
-        return given
+            return self._e164(default) if default else None
+        number = self._e164(given)
+        if number is None:
+            raise ToolError(BAD_PHONE)
+        return number
+
+    def _e164(self, text: str) -> str | None:
+        country = self.ctx.client.default_country if self.ctx.client else "US"
+        return to_e164(text, country) if _PHONE.fullmatch(text.strip()) else None
 
     def phone_or_email(self) -> tuple[str | None, str | None]:
         """Either or both; with neither, the caller's number."""
@@ -259,10 +275,6 @@ class _Arguments:
             raise ToolError("I need the caller's phone number or email (phone or email) to"
                             f" {PURPOSE[self.name]}.")
         return phone, email
-
-
-def _looks_like_phone(text: str) -> bool:
-    return bool(_PHONE.fullmatch(text)) and 7 <= sum(c.isdigit() for c in text) <= 15
 
 
 # Workflow mode
