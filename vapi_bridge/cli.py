@@ -94,7 +94,9 @@ def _check_ghl(ctx: Context, client: Client) -> list[str]:
         except (DeliveryError, ValueError) as exc:
             status = "WARN" if all(f.optional for f in needing) else "FAIL"
             lines.append(f"{status} {name}: {exc} -> {_scope_fix(client, scope, exc, index == 0)}")
-            if getattr(exc, "retryable", False):  # unreachable: the other reads would be too
+            if index == 0 or getattr(exc, "retryable", False):
+                # A wrong token or location, or GoHighLevel unreachable: the other reads
+                # would say the same.
                 rest = ", ".join(list(reads)[index + 1:])
                 if rest:
                     lines.append(f"SKIP ghl ({client.name}) {rest}: not tried")
