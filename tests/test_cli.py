@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.ghl_check import FakeGhlCheck
 from tests.test_pipeline import PHONE, delivery, post, report
 from vapi_bridge import create_app
 
@@ -22,6 +23,15 @@ DAILY_LIMIT = {"X-RateLimit-Daily-Remaining": "0"}  # a 429 GhlClient does not r
 CALL_9 = {"id": "call-9", "assistantId": "asst-1", "endedReason": "customer-ended-call",
           "metadata": {"ghl": {"contactId": "c-9"}}, "analysis": {"summary": "Pulled."},
           "customer": {"number": PHONE}}
+
+
+@pytest.fixture
+def ghl():
+    """conftest's GoHighLevel fake plus every read ``check`` makes (same fixture name, so
+    ``integrations_env`` points at it)."""
+    fake = FakeGhlCheck().start()
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture
@@ -50,30 +60,130 @@ def park_note(app, ghl, call_id="call-1"):
 
 
 # check
+DEFAULT_READS = [
+    "OK   ghl (default) contacts.readonly (call reports, CRM tools): location loc-default",
+    "OK   ghl (default) opportunities.readonly (CRM tools)",
+    "OK   ghl (default) conversations.readonly (CRM tools)",
+    "OK   ghl (default) locations/customFields.readonly (custom fields named by key):"
+    " 1 contact custom field(s)"]
+DEFAULT_WRITES = [
+    "SKIP ghl (default) contacts.write (call reports, CRM tools): not verifiable without writing",
+    "SKIP ghl (default) opportunities.write (CRM tools): not verifiable without writing",
+    "SKIP ghl (default) conversations/message.write (CRM tools): not verifiable without writing"]
+
+
+def ghl_lines(result):
+    return [line for line in result.stdout.splitlines() if " ghl (" in line]
+
+
 def test_check_with_every_service_up(bridge, ghl, vapi_api):
+    ghl.add_custom_field("loc-default", "contact.lead_source", "fld-1")
     result = run(bridge(), "check")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("OK   store: memory")
-    assert lines[1:] == ["OK   ghl (default): location loc-default",
+    assert lines[1:] == [*DEFAULT_READS, *DEFAULT_WRITES,
                          "OK   slack (default): team Agency, bot user vapi-bridge",
                          "OK   vapi"]
-    [lookup] = ghl.requests
-    assert lookup.path == "/contacts/search/duplicate"
-    assert lookup.args["locationId"] == "loc-default"
-    assert lookup.headers["Authorization"] == "Bearer pit-default"
+    # One read-only request per read scope, each with the Version its operation accepts.
+    assert [(r.method, r.path, r.headers["Version"], dict(r.args)) for r in ghl.requests] == [
+        ("GET", "/contacts/search/duplicate", "2021-07-28",
+         {"locationId": "loc-default", "email": "vapi-bridge-check@example.com"}),
+        ("GET", "/opportunities/search", "2021-07-28", {"location_id": "loc-default",
+                                                        "limit": "1"}),
+        ("GET", "/conversations/search", "2021-04-15", {"locationId": "loc-default",
+                                                        "limit": "1"}),
+        ("GET", "/locations/loc-default/customFields", "2021-07-28", {"model": "contact"})]
+    assert {r.headers["Authorization"] for r in ghl.requests} == {"Bearer pit-default"}
+    assert ghl.upserts == [] and ghl.notes == [] and ghl.messages == []  # nothing written
     [listing] = vapi_api.requests
     assert (listing.method, listing.path, listing.args["limit"]) == ("GET", "/call", "1")
+
+
+def test_check_proves_the_calendar_scope_when_a_calendar_is_set(bridge, ghl):
+    ghl.add_calendar("cal-1", "loc-default", name="Cleanings")
+    result = run(bridge(GHL_CALENDAR_ID="cal-1"), "check")
+    assert result.exit_code == 0, result.output
+    lines = ghl_lines(result)
+    assert ("OK   ghl (default) calendars.readonly (calendar tools): calendar cal-1 (Cleanings)"
+            in lines)
+    assert ("SKIP ghl (default) calendars/events.write (calendar tools): not verifiable without"
+            " writing") in lines
+    [read] = [r for r in ghl.requests if r.path == "/calendars/cal-1"]
+    assert read.method == "GET" and read.headers["Version"] == "2021-04-15"
+
+
+@pytest.mark.parametrize("scope, feature", [("opportunities.readonly", "CRM tools"),
+                                            ("conversations.readonly", "CRM tools"),
+                                            ("calendars.readonly", "calendar tools")])
+def test_check_names_the_missing_read_scope_and_exits_1(bridge, ghl, scope, feature):
+    ghl.add_calendar("cal-1", "loc-default")
+    ghl.refused_scopes.add(scope)
+    result = run(bridge(GHL_CALENDAR_ID="cal-1"), "check")
+    assert result.exit_code == 1
+    [failed] = [line for line in ghl_lines(result) if line.startswith("FAIL")]
+    assert failed == (f"FAIL ghl (default) {scope} ({feature}): ghl: HTTP 401 The token is not"
+                      f" authorized for this scope. -> add the scope {scope} to the token in"
+                      " GHL_API_KEY")
+    assert sum(line.startswith("OK   ghl") for line in ghl_lines(result)) == 4  # the others
+
+
+def test_check_warns_without_the_custom_fields_scope_and_exits_0(bridge, ghl):
+    ghl.refused_scopes.add("locations/customFields.readonly")
+    result = run(bridge(), "check")
+    assert result.exit_code == 0, result.output
+    assert ("WARN ghl (default) locations/customFields.readonly (custom fields named by key):"
+            " ghl: HTTP 401 The token is not authorized for this scope. -> add the scope"
+            " locations/customFields.readonly to the token in GHL_API_KEY (until then custom"
+            " fields named by key in call metadata are dropped)") in ghl_lines(result)
 
 
 def test_check_reports_a_refused_ghl_token_and_exits_1(bridge, ghl):
     ghl.fail_next(1, 401)
     result = run(bridge(), "check")
     assert result.exit_code == 1
-    [line] = [x for x in result.stdout.splitlines() if "ghl" in x]
-    assert line == ("FAIL ghl (default): ghl: HTTP 401 scripted failure"
-                    " -> set GHL_API_KEY and GHL_LOCATION_ID")
+    assert ghl_lines(result)[:2] == [
+        "FAIL ghl (default) contacts.readonly (call reports, CRM tools): ghl: HTTP 401 scripted"
+        " failure -> set GHL_API_KEY and GHL_LOCATION_ID (a token with contacts.readonly)",
+        "SKIP ghl (default) opportunities.readonly, conversations.readonly,"
+        " locations/customFields.readonly: not tried"]
+    assert len(ghl.requests) == 1  # a wrong token would be refused every scope alike
     assert "OK   slack (default)" in result.stdout and "OK   vapi" in result.stdout
+
+
+def test_check_stops_reading_ghl_when_it_is_unreachable(bridge, ghl):
+    ghl.fail_next(1, 429, DAILY_LIMIT)
+    result = run(bridge(), "check")
+    assert result.exit_code == 1
+    assert ghl_lines(result)[:2] == [
+        "FAIL ghl (default) contacts.readonly (call reports, CRM tools): ghl: HTTP 429 scripted"
+        " failure -> GoHighLevel unreachable: check GHL_API_BASE_URL and the network",
+        "SKIP ghl (default) opportunities.readonly, conversations.readonly,"
+        " locations/customFields.readonly: not tried"]
+    assert len(ghl.requests) == 1
+
+
+def test_check_names_the_scopes_of_each_client_by_its_features(bridge, ghl):
+    clients = [{"name": "North", "ghl_api_key": "pit-north", "ghl_location_id": "loc-north",
+                "ghl_calendar_id": "cal-gone"},
+               {"name": "South", "ghl_api_key": "pit-south", "ghl_location_id": "loc-south",
+                "ghl_incoming_webhook_urls": {"default": ghl.hook_url("default")}}]
+    ghl.refused_scopes.add("opportunities.readonly")
+    result = run(bridge(GHL_API_KEY=None, GHL_LOCATION_ID=None, CLIENTS_JSON=json.dumps(clients)),
+                 "check")
+    assert result.exit_code == 1
+    lines = ghl_lines(result)
+    assert ("FAIL ghl (North) opportunities.readonly (CRM tools): ghl: HTTP 401 The token is not"
+            " authorized for this scope. -> add the scope opportunities.readonly to the token in"
+            " ghl_api_key of client 'North'") in lines
+    assert ("FAIL ghl (North) calendars.readonly (calendar tools): ghl: HTTP 400 Bad Request"
+            " -> fix ghl_calendar_id of client 'North' in CLIENTS_JSON / CLIENTS_FILE") in lines
+    # South's tools post to a workflow: its token needs only what call reports need.
+    assert [line.split(":")[0] for line in lines if "(South)" in line] == [
+        "OK   ghl (South) contacts.readonly (call reports)",
+        "OK   ghl (South) locations/customFields.readonly (custom fields named by key)",
+        "SKIP ghl (South) contacts.write (call reports)"]
+    assert ghl.hooks == []
 
 
 def test_check_names_the_client_setting_and_skips_what_it_cannot_test(bridge, slack):

@@ -26,7 +26,7 @@ from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
 from .ids import check_url_id
-from .integrations import DeliveryError
+from .integrations import DeliveryError, ghl_scopes
 from .outbox import Job
 from .storage import CallBelongsToAnotherClient, StorageError
 
@@ -62,7 +62,7 @@ def check() -> None:
     ctx = current_context()
     results = [_check_store(ctx)]
     for client in ctx.settings.clients:
-        results += [_check_ghl(ctx, client), _check_slack(ctx, client)]
+        results += [*_check_ghl(ctx, client), _check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
     for line in results:
         click.echo(line)
@@ -80,25 +80,55 @@ def _check_store(ctx: Context) -> str:
     return f"OK   store: {status['type']} ({status['latency_ms']} ms)"
 
 
-def _check_ghl(ctx: Context, client: Client) -> str:
-    name = f"ghl ({client.name})"
+def _check_ghl(ctx: Context, client: Client) -> list[str]:
+    """Each read scope the client's features need, proved by a read; the write scopes named."""
     ghl = ctx.integrations.ghl(client)
     if ghl is None:
-        return f"SKIP {name}: not configured"
+        return [f"SKIP ghl ({client.name}): not configured"]
+    lines = []
+    reads = ghl_scopes.needed(client, "reads")
+    for index, (scope, needing) in enumerate(reads.items()):
+        name = f"ghl ({client.name}) {scope} ({_names(needing)})"
+        try:
+            detail = ghl_scopes.prove(ghl, client, scope)
+        except (DeliveryError, ValueError) as exc:
+            status = "WARN" if all(f.optional for f in needing) else "FAIL"
+            lines.append(f"{status} {name}: {exc} -> {_scope_fix(client, scope, exc, index == 0)}")
+            if index == 0 or getattr(exc, "retryable", False):
+                # A wrong token or location, or GoHighLevel unreachable: the other reads
+                # would say the same.
+                rest = ", ".join(list(reads)[index + 1:])
+                if rest:
+                    lines.append(f"SKIP ghl ({client.name}) {rest}: not tried")
+                break
+            continue
+        lines.append(f"OK   {name}" + (f": {detail}" if detail else ""))
+    for scope, needing in ghl_scopes.needed(client, "writes").items():
+        lines.append(f"SKIP ghl ({client.name}) {scope} ({_names(needing)}):"
+                     " not verifiable without writing")
+    return lines
 
-    def read() -> str:
-        # The read the pipeline itself makes (scope contacts.readonly), on the client's
-        # location: proves token, scope and location id together. GET /locations/{id}
-        # would need locations.readonly, which the bridge's token need not have.
-        ghl.request("GET", "/contacts/search/duplicate",
-                    params={"locationId": client.ghl_location_id,
-                            "email": "vapi-bridge-check@example.com"})
-        return f"location {client.ghl_location_id}"
 
-    return _probe(name, read,
-                  unreachable="GoHighLevel unreachable: check GHL_API_BASE_URL and the network",
-                  refused=_client_fix(client, "GHL_API_KEY and GHL_LOCATION_ID",
-                                      "ghl_api_key and ghl_location_id"))
+def _names(features: list[ghl_scopes.Feature]) -> str:
+    return ", ".join(feature.name for feature in features)
+
+
+def _scope_fix(client: Client, scope: str, exc: Exception, first: bool) -> str:
+    if getattr(exc, "retryable", False):
+        return "GoHighLevel unreachable: check GHL_API_BASE_URL and the network"
+    refused = getattr(exc, "status", None) in (401, 403)
+    if scope == "calendars.readonly" and not refused:  # the calendar itself is not there
+        return _client_fix(client, "GHL_CALENDAR_ID", "ghl_calendar_id")
+    if first or not refused:
+        # The first read fails alike for a wrong token, a wrong location or a missing scope.
+        return _client_fix(client, "GHL_API_KEY and GHL_LOCATION_ID",
+                           "ghl_api_key and ghl_location_id") + f" (a token with {scope})"
+    token = ("GHL_API_KEY" if client.name == DEFAULT_NAME
+             else f"ghl_api_key of client {client.name!r}")
+    fix = f"add the scope {scope} to the token in {token}"
+    if scope == "locations/customFields.readonly":
+        fix += " (until then custom fields named by key in call metadata are dropped)"
+    return fix
 
 
 def _check_slack(ctx: Context, client: Client) -> str:

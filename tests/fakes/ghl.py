@@ -1,4 +1,5 @@
-"""A stateful GoHighLevel API v2 fake: contacts, notes, tags, with the headers checked."""
+"""A stateful GoHighLevel API v2 fake: contacts, notes, tags, custom fields, with the headers
+and the token's scopes checked."""
 
 from __future__ import annotations
 
@@ -10,6 +11,31 @@ from werkzeug import Request, Response
 
 from .http import Fake, json_response
 
+# Each operation's scope, from its ``security`` in GoHighLevel's OpenAPI spec: a scope in
+# ``refused_scopes`` gets the 401 GoHighLevel gives a token without it (reference A6).
+SCOPES = (
+    ("GET", r"/contacts/search/duplicate", "contacts.readonly"),
+    ("GET", r"/contacts/[^/]+(/notes)?", "contacts.readonly"),
+    ("POST", r"/contacts/upsert", "contacts.write"),
+    ("POST", r"/contacts/[^/]+/(notes|tags)", "contacts.write"),
+    ("GET", r"/locations/[^/]+/customFields", "locations/customFields.readonly"),
+    ("GET", r"/locations/[^/]+", "locations.readonly"),
+    ("GET", r"/opportunities/search", "opportunities.readonly"),
+    ("POST", r"/opportunities/", "opportunities.write"),
+    ("PUT", r"/opportunities/[^/]+", "opportunities.write"),
+    ("GET", r"/conversations/search", "conversations.readonly"),
+    ("POST", r"/conversations/messages", "conversations/message.write"),
+    ("GET", r"/calendars/[^/]+(/free-slots)?", "calendars.readonly"),
+    ("POST", r"/calendars/events/appointments", "calendars/events.write"),
+)
+NOT_AUTHORIZED = {"statusCode": 401, "message": "The token is not authorized for this scope.",
+                  "error": "Unauthorized"}
+
+
+def scope_of(method: str, path: str) -> str | None:
+    return next((scope for verb, pattern, scope in SCOPES
+                 if verb == method and re.fullmatch(pattern, path)), None)
+
 
 class FakeGhl(Fake):
     def __init__(self):
@@ -18,18 +44,30 @@ class FakeGhl(Fake):
         self.notes: list[dict[str, Any]] = []  # {"contact_id", "body", "token"}
         self.tags: list[dict[str, Any]] = []  # {"contact_id", "tags", "token"}
         self.upserts: list[dict[str, Any]] = []
+        self.custom_fields: list[dict[str, Any]] = []  # as GET .../customFields answers them
+        self.refused_scopes: set[str] = set()
         self._ids = itertools.count(1)
         self.route("/contacts/search/duplicate", "GET", self._duplicate)
         self.route("/contacts/upsert", "POST", self._upsert)
         self.route(re.compile(r"/contacts/[^/]+/notes"), "POST", self._note)
         self.route(re.compile(r"/contacts/[^/]+/tags"), "POST", self._tags)
-        self.route(re.compile(r"/locations/[^/]+"), "GET", self._location)
+        self.route(re.compile(r"/locations/[^/]+/customFields$"), "GET", self._custom_fields)
+        self.route(re.compile(r"/locations/[^/]+$"), "GET", self._location)
 
     def add_contact(self, phone: str, location_id: str, **fields) -> str:
         contact_id = f"contact-{next(self._ids)}"
         self.contacts[contact_id] = {"id": contact_id, "phone": phone,
                                      "locationId": location_id, **fields}
         return contact_id
+
+    def add_custom_field(self, location_id: str, field_key: str, field_id: str,
+                         model: str = "contact", data_type: str = "TEXT") -> None:
+        """A custom field (``field_key`` as GoHighLevel writes it: ``contact.lead_source``)."""
+        name = field_key.split(".", 1)[-1]
+        self.custom_fields.append({
+            "id": field_id, "name": name, "fieldKey": field_key, "placeholder": "",
+            "dataType": data_type, "position": len(self.custom_fields), "locationId": location_id,
+            "model": model})
 
     def _checked(self, request: Request, version: str = "2021-07-28") -> Response | None:
         """GoHighLevel's answer to a missing token or the wrong ``Version`` header."""
@@ -38,6 +76,8 @@ class FakeGhl(Fake):
         if request.headers.get("Version") != version:
             return json_response({"statusCode": 401, "message": "version header is invalid"},
                                  401)
+        if scope_of(request.method, request.path) in self.refused_scopes:
+            return json_response(NOT_AUTHORIZED, 401)
         return None
 
     def _duplicate(self, request: Request) -> Response:
@@ -97,3 +137,15 @@ class FakeGhl(Fake):
     def _location(self, request: Request) -> Response:
         denied = self._checked(request)
         return denied or json_response({"location": {"id": request.path.split("/")[2]}})
+
+    def _custom_fields(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        location, model = request.path.split("/")[2], request.args.get("model", "all")
+        if model not in ("contact", "opportunity", "all"):
+            return json_response({"statusCode": 422, "message": ["model must be one of the"
+                                                                 " following values"]}, 422)
+        return json_response({"customFields": [
+            f for f in self.custom_fields
+            if f["locationId"] == location and model in ("all", f["model"])]})

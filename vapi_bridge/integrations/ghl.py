@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import requests
@@ -14,7 +15,8 @@ from ..ids import url_path
 from . import DeliveryError, http_error, status_error
 
 log = logging.getLogger(__name__)
-API_VERSION = "2021-07-28"  # contacts, notes, tags (reference A1)
+API_VERSION = "2021-07-28"  # contacts, notes, tags, opportunities, custom fields (reference A1)
+LATER_VERSION = "2021-04-15"  # the only Version calendars and conversations accept (spec)
 
 
 class GhlRetry(Retry):
@@ -53,6 +55,8 @@ class GhlClient:
                          allowed_methods=None, raise_on_status=False,
                          respect_retry_after_header=True)
         self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
+        self._field_ids: dict[str, str] | None = None  # fieldKey -> id, read once per process
+        self._field_ids_lock = threading.Lock()
 
     def find_contact_by_phone(self, phone: str) -> dict[str, Any] | None:
         body = self.request("GET", "/contacts/search/duplicate",
@@ -64,12 +68,53 @@ class GhlClient:
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         # No "tags" here: upsert overwrites every tag the contact has (reference A3).
         data = {k: v for k, v in fields.items() if v not in (None, "") and k != "tags"}
+        if "customFields" in data:
+            custom = self._spec_custom_fields(data.pop("customFields"))
+            if custom:
+                data["customFields"] = custom
         body = self.request("POST", "/contacts/upsert", json={**data,
                                                                "locationId": self.location_id})
         contact = body.get("contact") or {}
         if not contact.get("id"):
             raise DeliveryError("ghl", "upsert answered without a contact id", retryable=False)
         return contact
+
+    def custom_field_ids(self) -> dict[str, str]:
+        """The location's contact custom fields, ``{fieldKey: id}`` (fieldKey as GoHighLevel
+        writes it: ``contact.lead_source``). Read once per process (scope
+        ``locations/customFields.readonly``); a failure raises ``DeliveryError`` and is not kept.
+        """
+        with self._field_ids_lock:  # one read, however many calls want it at once
+            if self._field_ids is None:
+                body = self.request("GET", "/locations/{}/customFields", self.location_id,
+                                    params={"model": "contact"})
+                self._field_ids = {
+                    f["fieldKey"]: f["id"] for f in body.get("customFields") or []
+                    if isinstance(f, dict) and _text(f.get("fieldKey")) and _text(f.get("id"))}
+            return self._field_ids
+
+    def _spec_custom_fields(self, items: object) -> list[dict[str, Any]]:
+        """``customFields`` as the upsert body takes them: ``{"id", "field_value"}``, ``id``
+        required. The read shape ``{"id", "value"}`` is converted, a ``key`` is looked up;
+        anything else is dropped with a log line that never shows a value."""
+        if not isinstance(items, list):
+            log.warning("[GHL] customFields dropped: a %s, not a list", type(items).__name__)
+            return []
+        ids: dict[str, str] = {}
+        unreadable = ""
+        if any(isinstance(i, dict) and not i.get("id") and i.get("key") for i in items):
+            try:
+                ids = self.custom_field_ids()
+            except DeliveryError as exc:
+                unreadable = f"the location's custom fields are unreadable ({exc})"
+        kept = []
+        for index, item in enumerate(items):
+            field, why = _spec_custom_field(item, ids, unreadable)
+            if field is None:
+                log.warning("[GHL] customFields item #%d dropped: %s", index, why)
+            else:
+                kept.append(field)
+        return kept
 
     def add_note(self, contact_id: str, body: str) -> str | None:
         answer = self.request("POST", "/contacts/{}/notes", contact_id, json={"body": body})
@@ -101,3 +146,38 @@ class GhlClient:
         except ValueError:
             return {}
         return body if isinstance(body, dict) else {}
+
+
+def _spec_custom_field(item: object, ids: dict[str, str],
+                       unreadable: str) -> tuple[dict[str, Any] | None, str]:
+    """(the item in the upsert's shape, or None and why)."""
+    if not isinstance(item, dict):
+        return None, f"a {type(item).__name__}, not an object"
+    value = item["field_value"] if "field_value" in item else item.get("value")
+    if not _field_value(value):
+        return None, f"no field_value or value GoHighLevel takes (a {type(value).__name__})"
+    field_id, key = item.get("id"), item.get("key")
+    if not field_id and _text(key):
+        if unreadable:
+            return None, f"key {key[:60]!r} not looked up: {unreadable}"
+        # fieldKey carries the "contact." prefix; the upsert's own example key has none.
+        field_id = ids.get(key if key.startswith("contact.") else f"contact.{key}")
+        if field_id is None:
+            return None, f"no contact custom field has the key {key[:60]!r}"
+    if not _text(field_id):
+        return None, "neither an id nor a key"
+    return {"id": field_id, "field_value": value}, ""
+
+
+def _field_value(value: object) -> bool:
+    """A type one of the spec's field_value schemas shows: text, a number (NumericField's
+    example), a list of texts (checkbox, multi-select), an object (file)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, list):
+        return all(isinstance(v, str) for v in value)
+    return isinstance(value, str | int | float | dict)
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
