@@ -53,7 +53,8 @@ class FakeGhlCrm(FakeGhl):
             self._failures.clear()
             self.delay = 0.0
             for collection in (self.contacts, self.notes, self.tags, self.upserts, self.messages,
-                               self.opportunities, self.hooks):
+                               self.opportunities, self.hooks, self.custom_fields,
+                               self.refused_scopes):
                 collection.clear()
             self._ids = itertools.count(1)
             self._opportunity_ids = itertools.count(1)
