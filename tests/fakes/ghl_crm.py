@@ -9,7 +9,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from .ghl import FakeGhl
+from .ghl import FakeGhl, shown
 from .http import json_response
 
 CONVERSATIONS_VERSION = "2021-04-15"
@@ -77,7 +77,7 @@ class FakeGhlCrm(FakeGhl):
         match = next((c for c in self.contacts.values() if c["locationId"] == location and (
             (number and c.get("phone") == number)
             or (not number and email and c.get("email") == email))), None)
-        return json_response({"contact": match, "traceId": "t"})
+        return json_response({"contact": match and shown(match), "traceId": "t"})
 
     def _note(self, request: Request) -> Response:
         response = super()._note(request)
@@ -102,7 +102,7 @@ class FakeGhlCrm(FakeGhl):
         contact = self.contacts.get(request.path.split("/")[2])
         if contact is None:
             return json_response({"statusCode": 400, "message": "Contact not found"}, 400)
-        return json_response({"contact": {"tags": [], **contact}})
+        return json_response({"contact": {"tags": [], **shown(contact)}})
 
     def _message(self, request: Request) -> Response:
         denied = self._checked(request, CONVERSATIONS_VERSION)
@@ -116,7 +116,7 @@ class FakeGhlCrm(FakeGhl):
                               "message": body["message"],
                               "token": request.headers["Authorization"][7:]})
         return json_response({"conversationId": "conv-1", "messageId": f"msg-{len(self.messages)}",
-                              "msg": "Message queued successfully."})
+                              "msg": "Message queued successfully.", "status": "pending"})
 
     def _search_opportunities(self, request: Request) -> Response:
         denied = self._checked(request)
