@@ -47,23 +47,39 @@ _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
 
 
+_late_violations: list[ledger.Violation] = []
+
+
+def _unexempted(test: str) -> list[ledger.Violation]:
+    return [violation for violation in ledger.take_violations()
+            if not exceptions.exempt(violation.operation, violation.field, test)]
+
+
 @pytest.fixture(autouse=True)
 def contract_checked(request):
     """Fails the test if a request to a GoHighLevel or Slack fake, or a fake's answer, broke the
     service's published contract (tests/contract). Set up first, so torn down last: requests
     made in other fixtures' teardown count too."""
-    ledger.take_violations()  # a late request of an earlier test is not this test's
+    _late_violations.extend(_unexempted(""))  # an earlier test's background work: not this one's
     yield
-    violations = [v for v in ledger.take_violations()
-                  if not exceptions.exempt(v.operation, v.field, request.node.nodeid)]
+    violations = _unexempted(request.node.nodeid)
     if violations:
         lines = "\n".join(dict.fromkeys(map(str, violations)))
         pytest.fail("Broke the published contract (tests/contract/exceptions.py lists the only"
                     f" exemptions):\n{lines}", pytrace=False)
 
 
+def pytest_sessionfinish(session):
+    """Violations no test could be blamed for (they came after it ended) still fail the run."""
+    _late_violations.extend(_unexempted(""))
+    if _late_violations:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_terminal_summary(terminalreporter):
     """How much the contract checks covered in this run."""
+    for violation in dict.fromkeys(map(str, _late_violations)):
+        terminalreporter.write_line(f"contract broken after its test ended: {violation}", red=True)
     if ledger.requests or ledger.slack_payloads:
         terminalreporter.write_line(
             f"contract: {sum(ledger.requests.values())} GoHighLevel requests validated over"

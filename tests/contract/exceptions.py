@@ -50,6 +50,15 @@ EXCEPTIONS: tuple[Exemption, ...] = (
         'SendMessageBodyDto "required": [..., "status"]; status "enum": ["delivered", "failed", '
         '"pending", "read"]',
         "TEMP until tools13 fix lands: send_sms sends no status."),
+    # TEMP until the crm13 fix lands (customFields converted to the spec's shape, keys to ids).
+    Exemption(
+        "POST /contacts/upsert", "body.customFields[]",
+        'UpsertContactDto "customFields": {"type": "array", "items": {"anyOf": [TextField, '
+        'LargeTextField, ..., FileField]}}, each {"required": ["id"]} ("Pass either `id` or `key`"'
+        ' is said only of the unused customFieldsInputStringSchema)',
+        "TEMP until crm13 fix lands: the pipeline passes call metadata's customFields through as "
+        "they come, so an item with only a `key` breaks the spec (no test of today's suite sends "
+        "one; a probe did)."),
     # Answers a test makes off-spec on purpose, to prove the app survives them.
     Exemption(
         "GET /calendars/{calendarId}/free-slots", "answer 200 body.{date}.slots[]",
