@@ -7,6 +7,7 @@ import uuid
 import pytest
 import redis
 
+from tests.contract import exceptions, ledger
 from tests.fakes.ghl import FakeGhl
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
@@ -44,6 +45,49 @@ SETTING_NAMES = (
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
+
+
+_late_violations: list[ledger.Violation] = []
+
+
+def _unexempted(test: str) -> list[ledger.Violation]:
+    return [violation for violation in ledger.take_violations()
+            if not exceptions.exempt(violation.operation, violation.field, test)]
+
+
+@pytest.fixture(autouse=True)
+def contract_checked(request):
+    """Fails the test if a request to a GoHighLevel or Slack fake, or a fake's answer, broke the
+    service's published contract (tests/contract). Set up first, so torn down last: requests
+    made in other fixtures' teardown count too."""
+    _late_violations.extend(_unexempted(""))  # an earlier test's background work: not this one's
+    yield
+    violations = _unexempted(request.node.nodeid)
+    if violations:
+        lines = "\n".join(dict.fromkeys(map(str, violations)))
+        pytest.fail("Broke the published contract (tests/contract/exceptions.py lists the only"
+                    f" exemptions):\n{lines}", pytrace=False)
+
+
+def pytest_sessionfinish(session):
+    """Violations no test could be blamed for (they came after it ended) still fail the run."""
+    _late_violations.extend(_unexempted(""))
+    if _late_violations:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How much the contract checks covered in this run."""
+    for violation in dict.fromkeys(map(str, _late_violations)):
+        terminalreporter.write_line(f"contract broken after its test ended: {violation}", red=True)
+    if ledger.requests or ledger.slack_payloads:
+        terminalreporter.write_line(
+            f"contract: {sum(ledger.requests.values())} GoHighLevel requests validated over"
+            f" {len(ledger.requests)} operations ({sum(ledger.answers.values())} answers against"
+            f" response schemas); {sum(ledger.slack_payloads.values())} Slack payloads;"
+            f" exceptions applied {dict(ledger.exempted)}")
+        for name, count in sorted(ledger.requests.items()):
+            terminalreporter.write_line(f"  {count:6d}  {name}")
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,8 @@ from typing import Any
 
 from werkzeug import Request, Response
 
+from tests.contract.ghl import CONTRACT
+
 from .http import Fake, json_response
 
 # Each operation's scope, from its ``security`` in GoHighLevel's OpenAPI spec: a scope in
@@ -38,6 +40,8 @@ def scope_of(method: str, path: str) -> str | None:
 
 
 class FakeGhl(Fake):
+    contract = CONTRACT  # every request and answer checked against GoHighLevel's OpenAPI files
+
     def __init__(self):
         super().__init__()
         self.contacts: dict[str, dict[str, Any]] = {}
@@ -89,7 +93,7 @@ class FakeGhl(Fake):
             return json_response({"statusCode": 422, "message": ["locationId is required"]}, 422)
         match = next((c for c in self.contacts.values()
                       if c["phone"] == number and c["locationId"] == location), None)
-        return json_response({"contact": match, "traceId": "t"})
+        return json_response({"contact": match and shown(match), "traceId": "t"})
 
     def _upsert(self, request: Request) -> Response:
         denied = self._checked(request)
@@ -104,11 +108,12 @@ class FakeGhl(Fake):
                            or (body.get("email") and c.get("email") == body.get("email")))), None)
         if match:
             match.update({k: v for k, v in body.items() if k != "locationId"})
-            return json_response({"new": False, "contact": match, "traceId": "t"})
+            return json_response({"new": False, "contact": shown(match), "traceId": "t"})
         contact_id = self.add_contact(body.get("phone"), body["locationId"],
                                       **{k: v for k, v in body.items()
                                          if k not in ("phone", "locationId")})
-        return json_response({"new": True, "contact": self.contacts[contact_id], "traceId": "t"})
+        return json_response({"new": True, "contact": shown(self.contacts[contact_id]),
+                              "traceId": "t"})
 
     def _note(self, request: Request) -> Response:
         denied = self._checked(request)
@@ -149,3 +154,8 @@ class FakeGhl(Fake):
         return json_response({"customFields": [
             f for f in self.custom_fields
             if f["locationId"] == location and model in ("all", f["model"])]})
+
+def shown(contact: dict[str, Any]) -> dict[str, Any]:
+    """A contact as GoHighLevel answers it: a field it does not have is absent, never null (the
+    spec types ``phone``, ``email``... as non-nullable strings)."""
+    return {key: value for key, value in contact.items() if value is not None}

@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from .ghl import FakeGhl
-from .http import json_response
+from .http import QuickStopServer, json_response
 
 CALENDAR_VERSION = "2021-04-15"
 MAX_RANGE_MS = 31 * 24 * 3600 * 1000  # GoHighLevel answers at most 31 days (reference A6)
@@ -51,6 +51,8 @@ class FakeGhlCalendar(FakeGhl):
         a fresh fake per test without paying the 0.5 s a server takes to stop."""
         server.clear()
         self.server = server
+        if isinstance(server, QuickStopServer):
+            server.contract = self.contract
         for pattern, method, handler in self._routes:
             super().route(pattern, method, handler)
         return self

@@ -10,7 +10,7 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from .ghl import FakeGhl
+from .ghl import FakeGhl, shown
 from .http import json_response
 
 CONVERSATIONS_VERSION = "2021-04-15"
@@ -100,7 +100,7 @@ class FakeGhlCrm(FakeGhl):
         match = next((c for c in self.contacts.values() if c["locationId"] == location and (
             (number and c.get("phone") == number)
             or (not number and email and c.get("email") == email))), None)
-        return json_response({"contact": match, "traceId": "t"})
+        return json_response({"contact": match and shown(match), "traceId": "t"})
 
     def _note(self, request: Request) -> Response:
         response = super()._note(request)
@@ -125,7 +125,7 @@ class FakeGhlCrm(FakeGhl):
         contact = self.contacts.get(request.path.split("/")[2])
         if contact is None:
             return json_response({"statusCode": 400, "message": "Contact not found"}, 400)
-        return json_response({"contact": {"tags": [], **contact}})
+        return json_response({"contact": {"tags": [], **shown(contact)}})
 
     def _message(self, request: Request) -> Response:
         denied = self._checked(request, CONVERSATIONS_VERSION)
@@ -142,7 +142,7 @@ class FakeGhlCrm(FakeGhl):
                               "message": body["message"],
                               "token": request.headers["Authorization"][7:]})
         return json_response({"conversationId": "conv-1", "messageId": f"msg-{len(self.messages)}",
-                              "msg": "Message queued successfully."})
+                              "msg": "Message queued successfully.", "status": "pending"})
 
     def _search_opportunities(self, request: Request) -> Response:
         """Filters by the spec's snake_case parameters; ``limit`` (default 20, at most 100)
@@ -173,8 +173,10 @@ class FakeGhlCrm(FakeGhl):
                 return _unprocessable("startAfter and startAfterId must name the last one read")
             start = found.index(after) + 1
         page = found[start:start + int(limit)]
-        meta: dict[str, Any] = {"total": len(found), "currentPage": start // int(limit) + 1,
-                                "nextPage": None, "prevPage": None}
+        # nextPage / prevPage only when there is one: the spec types them as non-null numbers.
+        meta: dict[str, Any] = {"total": len(found), "currentPage": start // int(limit) + 1}
+        if meta["currentPage"] > 1:
+            meta["prevPage"] = meta["currentPage"] - 1
         if page:
             meta |= {"startAfterId": page[-1]["id"], "startAfter": epoch_ms(page[-1]["createdAt"])}
         if start + len(page) < len(found):

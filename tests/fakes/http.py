@@ -6,24 +6,45 @@ import json
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+
+class Contract(Protocol):
+    """The published contract of the service a fake stands for (tests/contract): records what
+    a request or the fake's own answer breaks; the conftest fails the test."""
+
+    def check_request(self, request: Request) -> None: ...
+
+    def check_response(self, request: Request, response: Response) -> None: ...
 
 
 class QuickStopServer(HTTPServer):
     """Polls for shutdown every 20 ms, not werkzeug's 0.5 s: each stop no longer costs half
     a second (``thread_target`` is pytest-httpserver's documented hook)."""
 
+    contract: Contract | None = None  # set by the fake it serves
+
     def thread_target(self) -> None:
         assert self.server is not None
         self.server.serve_forever(poll_interval=0.02)
 
+    def respond_nohandler(self, request: Request, extra_message: str = "") -> Response:
+        """A request no route takes is still checked: one to an operation the real service
+        does not have must fail the test, not only get this 500."""
+        if self.contract is not None:
+            self.contract.check_request(request)
+        return super().respond_nohandler(request, extra_message)
+
 
 class Fake:
+    contract: Contract | None = None  # subclasses name the service's contract
+
     def __init__(self):
         self.server = QuickStopServer(host="127.0.0.1", threaded=True)
+        self.server.contract = self.contract
         self.lock = threading.Lock()
         self.requests: list[Request] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
@@ -47,7 +68,16 @@ class Fake:
 
     def route(self, pattern, method: str, handler) -> None:
         self.server.expect_request(pattern, method=method).respond_with_handler(
-            lambda request: self._handle(request, handler))
+            lambda request: self._checked_handle(request, handler))
+
+    def _checked_handle(self, request: Request, handler) -> Response:
+        """Every request and every answer (scripted failures too) against the contract."""
+        if self.contract is not None:
+            self.contract.check_request(request)
+        response = self._handle(request, handler)
+        if self.contract is not None:
+            self.contract.check_response(request, response)
+        return response
 
     def _handle(self, request: Request, handler) -> Response:
         with self.lock:
@@ -57,8 +87,8 @@ class Fake:
             time.sleep(self.delay)
         if failure:
             status, headers = failure
-            return json_response({"statusCode": status, "message": "scripted failure"}, status,
-                                 headers)
+            message = ["scripted failure"] if status == 422 else "scripted failure"  # GHL's shapes
+            return json_response({"statusCode": status, "message": message}, status, headers)
         with self.lock:
             return handler(request)
 

@@ -6,12 +6,16 @@ from typing import Any
 
 from werkzeug import Request, Response
 
+from tests.contract.slack import CONTRACT
+
 from .http import Fake, json_response
 
 WEBHOOK_PATH = "/services/T000/B000/XXXX"
 
 
 class FakeSlack(Fake):
+    contract = CONTRACT  # every payload parsed with slack-sdk's blocks, checked against limits
+
     def __init__(self):
         super().__init__()
         self.messages: list[dict[str, Any]] = []

@@ -7,10 +7,10 @@ import logging
 from datetime import UTC, datetime
 
 import pytest
-from pytest_httpserver import HTTPServer
 
 from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
 from tests.fakes.ghl_calendar import FakeGhlCalendar
+from tests.fakes.http import QuickStopServer
 from vapi_bridge import create_app
 from vapi_bridge.tools import calendar
 
@@ -31,7 +31,7 @@ def clock(monkeypatch):
 
 @pytest.fixture(scope="module")
 def ghl_server():
-    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server = QuickStopServer(host="127.0.0.1", threaded=True)  # checks unrouted requests too
     server.start()
     yield server
     server.stop()
