@@ -9,6 +9,7 @@ import redis
 
 from tests.contract import exceptions, ledger
 from tests.fakes.ghl import FakeGhl
+from tests.fakes.ghl_crm import FakeGhlCrm
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
 from tests.fakes.vapi_api import FakeVapi
@@ -202,3 +203,18 @@ def integrations_env(ghl, slack, vapi_api):
         "SLACK_BOT_TOKEN": "xoxb-default", "SLACK_CHANNEL_ID": "C-default",
         "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     }
+
+
+@pytest.fixture(scope="module")
+def crm_server():
+    """The GoHighLevel CRM fake (tools' endpoints), one per module: ``crm`` resets it per test."""
+    fake = FakeGhlCrm().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def crm(crm_server):
+    crm_server.reset()
+    crm_server.server.clear_log()
+    return crm_server

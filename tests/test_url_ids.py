@@ -13,7 +13,6 @@ import logging
 
 import pytest
 
-from tests.fakes.ghl_crm import FakeGhlCrm
 from tests.vapi.payloads import CALL_ID, EOCR_CURRENT, status_update, tool_calls
 from vapi_bridge import create_app
 from vapi_bridge.ids import InvalidId, check_url_id, is_url_id, quote_segment, url_path
@@ -247,20 +246,6 @@ def test_outbound_call_with_a_bad_contact_id_is_400(app, vapi_api, where, bad):
 
 
 # Tool arguments
-@pytest.fixture(scope="module")
-def crm_server():
-    fake = FakeGhlCrm().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def crm(crm_server):
-    crm_server.reset()
-    crm_server.server.clear_log()
-    return crm_server
-
-
 def run_tool(app, name, arguments):
     payload = tool_calls({"id": "t1", "type": "function",
                           "function": {"name": name, "arguments": arguments}})

@@ -7,25 +7,11 @@ import requests
 
 from tests.contract import exceptions, ghl, ledger
 from tests.contract.slack import problems
-from tests.fakes.ghl_crm import FakeGhlCrm
 from tests.fakes.slack import FakeSlack
 
 AUTH = {"Authorization": "Bearer pit-test"}
 CONTACTS = {**AUTH, "Version": "2021-07-28"}
 THIS_FILE = "tests/contract/test_checker.py"
-
-
-@pytest.fixture(scope="module")
-def crm_server():
-    fake = FakeGhlCrm().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def crm(crm_server):
-    crm_server.reset()
-    return crm_server
 
 
 def broken(test: str = f"{THIS_FILE}::none") -> list[str]:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
-from tests.fakes.ghl_crm import SEEDED_NOTE_DATE, FakeGhlCrm, epoch_ms
+from tests.fakes.ghl_crm import SEEDED_NOTE_DATE, epoch_ms
 from vapi_bridge import create_app, tools
 
 CALLER = "+14155550123"
@@ -34,19 +34,6 @@ MORE_SETTINGS = ("GHL_API_BASE_URL", "GHL_CREATE_CONTACTS", "GHL_CALENDAR_ID", "
 def no_ambient_crm_settings(monkeypatch):
     for name in MORE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(scope="module")
-def crm_server():
-    fake = FakeGhlCrm().start()  # stopping a server takes 0.5 s: one for the module
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def crm(crm_server):
-    crm_server.reset()
-    return crm_server
 
 
 def api_env(crm, **more):
