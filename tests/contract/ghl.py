@@ -10,6 +10,7 @@ only exemptions.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -47,6 +48,23 @@ class _AtGhl(WerkzeugOpenAPIRequest):
     @property
     def host_url(self) -> str:
         return BASE_URL
+
+
+@cache
+def _document(app: str) -> dict:
+    return json.loads((SPEC_DIR / "apps" / f"{app}.json").read_text(encoding="utf-8"))
+
+
+def scopes(request: Request) -> list[str]:
+    """The scopes the spec's ``security`` gives the request's operation (none if unknown)."""
+    name, api = operation(request)
+    if api is None:
+        return []
+    method, template = name.split(" ", 1)
+    app = request.path.strip("/").split("/")[0]
+    security = _document(app)["paths"][template][method.lower()].get("security") or []
+    return [scope for requirement in security for names in requirement.values()
+            for scope in names]
 
 
 def operation(request: Request) -> tuple[str, OpenAPI | None]:

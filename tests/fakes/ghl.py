@@ -9,34 +9,14 @@ from typing import Any
 
 from werkzeug import Request, Response
 
-from tests.contract.ghl import CONTRACT
+from tests.contract.ghl import CONTRACT, scopes
 
 from .http import Fake, json_response
 
-# Each operation's scope, from its ``security`` in GoHighLevel's OpenAPI spec: a scope in
-# ``refused_scopes`` gets the 401 GoHighLevel gives a token without it (reference A6).
-SCOPES = (
-    ("GET", r"/contacts/search/duplicate", "contacts.readonly"),
-    ("GET", r"/contacts/[^/]+(/notes)?", "contacts.readonly"),
-    ("POST", r"/contacts/upsert", "contacts.write"),
-    ("POST", r"/contacts/[^/]+/(notes|tags)", "contacts.write"),
-    ("GET", r"/locations/[^/]+/customFields", "locations/customFields.readonly"),
-    ("GET", r"/locations/[^/]+", "locations.readonly"),
-    ("GET", r"/opportunities/search", "opportunities.readonly"),
-    ("POST", r"/opportunities/", "opportunities.write"),
-    ("PUT", r"/opportunities/[^/]+", "opportunities.write"),
-    ("GET", r"/conversations/search", "conversations.readonly"),
-    ("POST", r"/conversations/messages", "conversations/message.write"),
-    ("GET", r"/calendars/[^/]+(/free-slots)?", "calendars.readonly"),
-    ("POST", r"/calendars/events/appointments", "calendars/events.write"),
-)
+# A scope in ``refused_scopes`` (as the spec's ``security`` names it) gets the 401
+# GoHighLevel gives a token without it (reference A6).
 NOT_AUTHORIZED = {"statusCode": 401, "message": "The token is not authorized for this scope.",
                   "error": "Unauthorized"}
-
-
-def scope_of(method: str, path: str) -> str | None:
-    return next((scope for verb, pattern, scope in SCOPES
-                 if verb == method and re.fullmatch(pattern, path)), None)
 
 
 class FakeGhl(Fake):
@@ -80,7 +60,7 @@ class FakeGhl(Fake):
         if request.headers.get("Version") != version:
             return json_response({"statusCode": 401, "message": "version header is invalid"},
                                  401)
-        if scope_of(request.method, request.path) in self.refused_scopes:
+        if self.refused_scopes.intersection(scopes(request)):
             return json_response(NOT_AUTHORIZED, 401)
         return None
 
