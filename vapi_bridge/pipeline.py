@@ -374,11 +374,11 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)
     return _once(ctx, "slack", (report.call_id,), lambda: _thread(slack.post(text, blocks)),
-                 keeps=True)
+                 keeps=client.uploads_recording)
 
 
 def _thread(ts: str | None) -> dict[str, str] | None:
-    return {"thread_ts": ts} if ts else None  # where the recording goes
+    return {"thread_ts": ts} if ts else None  # where the recording upload goes
 
 
 def _recording(report: CallReport, client: Client, contact_id: str | None,
