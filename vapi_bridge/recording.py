@@ -168,4 +168,5 @@ def _check(url: str) -> None:
         ip = ipaddress.ip_address(str(address[0]).partition("%")[0])
         ip = getattr(ip, "ipv4_mapped", None) or ip
         if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            raise Unusable("the host resolves to a link-local, multicast or reserved address")
+            raise Unusable("the host resolves to a link-local, multicast, unspecified or"
+                           " reserved address")
