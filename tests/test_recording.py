@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from tests.fakes.recording import FakeRecordings
 from tests.test_pipeline import delivery, post, report
 from tests.vapi.payloads import EOCR_LEGACY
 from vapi_bridge import create_app, pipeline
@@ -18,13 +17,6 @@ from vapi_bridge.context import current_context
 from vapi_bridge.report import CallReport
 from vapi_bridge.vapi.messages import validate
 from vapi_bridge.vapi.schemas import EndOfCallReportSchema
-
-
-@pytest.fixture
-def recordings():
-    fake = FakeRecordings().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
