@@ -14,6 +14,7 @@ link in the message stays.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import mimetypes
 import socket
 import tempfile
@@ -32,6 +33,7 @@ from .context import Context
 from .integrations import DeliveryError, http_error
 from .report import CallReport
 
+log = logging.getLogger(__name__)
 MAX_REDIRECTS = 3
 CHUNK_BYTES = 64 * 1024
 # A server trickling bytes within the read timeout cannot hold the step (and its claim's
@@ -89,9 +91,11 @@ def upload(report: CallReport, client: Client, ctx: Context) -> dict[str, Any]:
                                   max_bytes=ctx.settings.recording_max_bytes,
                                   timeout=ctx.settings.http_timeout)
         except Unusable as exc:
+            log.warning("[RECORDING] Not uploaded callId=%s: %s", report.call_id, exc)
             return {"skipped": str(exc)}
         file = slack.upload(path, filename=f"call-{report.call_id}{path.suffix}",
                             title=title(report, client), thread_ts=message["thread_ts"])
+    log.info("[RECORDING] Uploaded callId=%s bytes=%d", report.call_id, size)
     return {"bytes": size, "file_id": file.get("id")}
 
 
