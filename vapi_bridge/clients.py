@@ -9,6 +9,7 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 from __future__ import annotations
 
 import json
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .ids import RULE, is_url_id
+
 OUTCOMES = ("completed", "no-answer", "voicemail", "transferred", "failed", "other")
 WEBHOOK_KINDS = ("default", "booking", "deposit")
 DEFAULT_NAME = "default"
 # Given inline or, with an ``_env`` suffix, as the name of an environment variable.
 SECRETS = ("ghl_api_key", "slack_bot_token", "webhook_token", "hmac_secret")
+# What a ``call_fields`` value may say (``{outcome}``...): CallReport fields, no template engine.
+CALL_FIELD_PLACEHOLDERS = ("call_id", "outcome", "ended_reason", "success_evaluation", "summary",
+                           "started_at", "ended_at", "duration_seconds", "recording_url")
 
 
 class ClientConfigError(ValueError):
@@ -35,6 +41,16 @@ class WrongClient(Exception):
     def __init__(self, owner: Client, named: Client):
         super().__init__(f"authenticated as client {owner.name}, names client {named.name}")
         self.owner, self.named = owner, named
+
+
+@dataclass(frozen=True)
+class StageMap:
+    """Where a call moves the contact's opportunity: ``stages`` keys (lower case) are a value
+    of structuredData at ``data_key``, a successEvaluation or an outcome, tried in that order."""
+
+    pipeline_id: str
+    stages: Mapping[str, str]
+    data_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,12 @@ class Client:
     # The client's own webhook secrets: a request passing with one is this client's only.
     webhook_token: str | None = field(default=None, repr=False)
     hmac_secret: str | None = field(default=None, repr=False)
+    # Call-ended CRM steps (crm_steps.py): structuredData path -> custom field key or id,
+    # custom field -> text with placeholders; the stage the call earns.
+    field_map: Mapping[str, str] = field(default_factory=dict)
+    call_fields: Mapping[str, str] = field(default_factory=dict)
+    stage_map: StageMap | None = None
+    stage_allow_backwards: bool = False
 
     @property
     def has_ghl(self) -> bool:
@@ -115,6 +137,39 @@ class ClientDirectory:
         return iter((self.default, *self.clients))
 
 
+def _url_id(value: str) -> bool:
+    if not is_url_id(value):
+        raise ValidationError(f"Not a GoHighLevel id ({RULE}).")
+    return True
+
+
+def _placeholders(text: str) -> bool:
+    try:
+        names = [(name, spec, conversion) for _, name, spec, conversion
+                 in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise ValidationError(f"{exc} (write {{{{ and }}}} for a literal brace).") from None
+    for name, spec, conversion in names:
+        if name not in CALL_FIELD_PLACEHOLDERS or spec or conversion:
+            raise ValidationError(f"Unknown placeholder {{{name}}} (use one of "
+                                  + ", ".join(f"{{{p}}}" for p in CALL_FIELD_PLACEHOLDERS)
+                                  + ").")
+    return True
+
+
+_TEXT = fields.String(validate=validate.Length(min=1))
+
+
+class _StageMapSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    pipeline_id = fields.String(required=True, validate=_url_id)
+    data_key = fields.String(validate=validate.Length(min=1))
+    stages = fields.Dict(keys=_TEXT, values=fields.String(validate=_url_id), required=True,
+                         validate=validate.Length(min=1))
+
+
 class _ClientSchema(Schema):
     class Meta:
         unknown = RAISE  # a misspelt key should stop start-up, not silently do nothing
@@ -145,12 +200,26 @@ class _ClientSchema(Schema):
     webhook_token_env = fields.String()
     hmac_secret = fields.String(validate=validate.Length(min=1))
     hmac_secret_env = fields.String()
+    field_map = fields.Dict(keys=_TEXT, values=_TEXT, load_default=dict)
+    call_fields = fields.Dict(keys=_TEXT, values=fields.String(validate=_placeholders),
+                              load_default=dict)
+    stage_map = fields.Nested(_StageMapSchema)
+    stage_allow_backwards = fields.Boolean(load_default=False)
 
     @validates_schema
     def _one_way_per_secret(self, data, **kwargs):
         for secret in SECRETS:
             if secret in data and f"{secret}_env" in data:
                 raise ValidationError(f"give {secret} or {secret}_env, not both", secret)
+
+    @validates_schema
+    def _crm_steps_need_ghl(self, data, **kwargs):
+        has_ghl = ("ghl_api_key" in data or "ghl_api_key_env" in data) \
+            and "ghl_location_id" in data
+        for name in ("field_map", "call_fields", "stage_map"):
+            if data.get(name) and not has_ghl:
+                raise ValidationError("needs ghl_api_key (or ghl_api_key_env) and"
+                                      " ghl_location_id", name)
 
 
 def load_clients(env: Mapping[str, Any]) -> ClientDirectory:
@@ -202,11 +271,18 @@ def _client(source: str, index: int, entry: Any, env: Mapping[str, Any],
                 raise ClientConfigError(
                     f"{label}: field {secret}_env: environment variable {variable} is not set")
     data.setdefault("slack_bot_token", default.slack_bot_token)
+    stage_map = data.pop("stage_map", None)
+    if stage_map:
+        data["stage_map"] = StageMap(
+            stage_map["pipeline_id"], data_key=stage_map.get("data_key"),
+            stages=MappingProxyType({k.strip().lower(): v for k, v in stage_map["stages"].items()}))
     return Client(
         **{**data, "assistant_ids": tuple(data["assistant_ids"]),
            "phone_number_ids": tuple(data["phone_number_ids"]),
            "ghl_incoming_webhook_urls": MappingProxyType(data["ghl_incoming_webhook_urls"]),
-           "outcome_tags": MappingProxyType(data["outcome_tags"])})
+           "outcome_tags": MappingProxyType(data["outcome_tags"]),
+           "field_map": MappingProxyType(data["field_map"]),
+           "call_fields": MappingProxyType(data["call_fields"])})
 
 
 def _default_client(env: Mapping[str, Any]) -> Client:
