@@ -32,9 +32,9 @@ CUSTOM_FIELD_KEYS = Feature("custom fields named by key", ("locations/customFiel
 CRM_TOOLS = Feature("CRM tools", ("contacts.readonly", "opportunities.readonly",
                                   "conversations.readonly"),
                     ("contacts.write", "opportunities.write", "conversations/message.write"))
-CALL_FIELDS = Feature("call fields (field_map)", ("locations/customFields.readonly",),
+CALL_FIELDS = Feature("call fields", ("locations/customFields.readonly",),
                       ("contacts.write",))
-CALL_STAGE = Feature("call stage (stage_map)", ("opportunities.readonly",),
+CALL_STAGE = Feature("call stage", ("opportunities.readonly",),
                      ("opportunities.write",))
 CALENDAR_TOOLS = Feature("calendar tools", ("calendars.readonly",), ("calendars/events.write",))
 
