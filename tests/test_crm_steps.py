@@ -241,6 +241,21 @@ def test_the_status_page_shows_both_steps(bridge, ghl, contact):
     assert 'class="step-fields"' in html and 'class="step-stage"' in html
 
 
+def test_replay_shows_both_steps_and_repeats_nothing(bridge, ghl, contact, vapi_api):
+    vapi_api.calls["call-9"] = {
+        "id": "call-9", "assistantId": "asst-1", "endedReason": "customer-ended-call",
+        "endedAt": "2026-11-25T10:02:30Z", "metadata": {"ghl": {"contactId": contact}},
+        "analysis": {"summary": "Wants a tour.", "structuredData": DATA}}
+    app = bridge()
+    first = run(app, "replay", "call-9")
+    assert first.exit_code == 0, first.output
+    assert "  fields ok (attempts 1)" in first.stdout
+    assert "  stage  ok (attempts 1)" in first.stdout
+    again = run(app, "replay", "call-9")
+    assert "  fields ok (attempts 0)" in again.stdout and "  stage  ok (attempts 0)" in again.stdout
+    assert len(ghl.contact_updates) == 1 and len(stage_writes(ghl)) == 1
+
+
 # check
 def test_check_passes_maps_that_match_the_account(bridge, ghl):
     result = run(bridge(), "check")

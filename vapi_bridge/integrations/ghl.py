@@ -55,10 +55,11 @@ class GhlClient:
                          allowed_methods=None, raise_on_status=False,
                          respect_retry_after_header=True)
         self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
-        # Read once per process: the location's custom fields and pipelines.
+        # Read once per process (a lock each: the two steps reading them run in parallel).
         self._fields: dict[str, dict[str, Any]] | None = None
+        self._fields_lock = threading.Lock()
         self._pipelines: dict[str, list[str]] | None = None
-        self._cache_lock = threading.Lock()
+        self._pipelines_lock = threading.Lock()
 
     def find_contact_by_phone(self, phone: str) -> dict[str, Any] | None:
         body = self.request("GET", "/contacts/search/duplicate",
@@ -91,7 +92,7 @@ class GhlClient:
         ``picklistOptions``...), by fieldKey. Read once per process (scope
         ``locations/customFields.readonly``); a failure raises ``DeliveryError`` and is not kept.
         """
-        with self._cache_lock:  # one read, however many calls want it at once
+        with self._fields_lock:  # one read, however many calls want it at once
             if self._fields is None:
                 body = self.request("GET", "/locations/{}/customFields", self.location_id,
                                     params={"model": "contact"})
@@ -103,7 +104,7 @@ class GhlClient:
     def pipeline_stages(self) -> dict[str, list[str]]:
         """``{pipeline id: its stage ids in order}`` (``position``, else as listed), read once
         per process (scope ``opportunities.readonly``); a failure is not kept."""
-        with self._cache_lock:
+        with self._pipelines_lock:
             if self._pipelines is None:
                 body = self.request("GET", "/opportunities/pipelines",
                                     params={"locationId": self.location_id})
@@ -204,17 +205,18 @@ def _field_value(value: object) -> bool:
 
 
 def _stage_order(stages: object) -> list[str]:
-    """Stage ids by ``position`` (live answers: ``{"id", "name", "position"}`` objects)."""
-    found = [s for s in stages or [] if isinstance(s, dict) and _text(s.get("id"))] \
+    """Stage ids by ``position``, else as listed (live answers: ``{"id", "name", "position"}``
+    objects; the spec's "array of arrays" carries no id, see tests/contract/exceptions.py)."""
+    found = [s for s in stages if isinstance(s, dict) and _text(s.get("id"))] \
         if isinstance(stages, list) else []
-    return [s["id"] for _, s in sorted(
-        enumerate(found), key=lambda pair: (_position(pair[1].get("position"), pair[0])))]
 
+    def place(pair: tuple[int, dict[str, Any]]) -> tuple[float, int]:
+        index, stage = pair
+        position = stage.get("position")
+        usable = isinstance(position, int | float) and not isinstance(position, bool)
+        return (position if usable else index), index
 
-def _position(position: object, index: int) -> tuple[float, int]:
-    number = position if isinstance(position, int | float) and not isinstance(position, bool) \
-        else index
-    return float(number), index
+    return [stage["id"] for _, stage in sorted(enumerate(found), key=place)]
 
 
 def _text(value: object) -> bool:
