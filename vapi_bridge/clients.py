@@ -9,7 +9,6 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from .ids import RULE, is_url_id
+from .client_maps import StageMap, StageMapSchema, placeholders, text
 
 OUTCOMES = ("completed", "no-answer", "voicemail", "transferred", "failed", "other")
 WEBHOOK_KINDS = ("default", "booking", "deposit")
 DEFAULT_NAME = "default"
 # Given inline or, with an ``_env`` suffix, as the name of an environment variable.
 SECRETS = ("ghl_api_key", "slack_bot_token", "webhook_token", "hmac_secret")
-# What a ``call_fields`` value may say (``{outcome}``...): CallReport fields, no template engine.
-CALL_FIELD_PLACEHOLDERS = ("call_id", "outcome", "ended_reason", "success_evaluation", "summary",
-                           "started_at", "ended_at", "duration_seconds", "recording_url")
-
-
 class ClientConfigError(ValueError):
     """The clients configuration is wrong; the message names the source, entry and field."""
 
@@ -41,16 +35,6 @@ class WrongClient(Exception):
     def __init__(self, owner: Client, named: Client):
         super().__init__(f"authenticated as client {owner.name}, names client {named.name}")
         self.owner, self.named = owner, named
-
-
-@dataclass(frozen=True)
-class StageMap:
-    """Where a call moves the contact's opportunity: ``stages`` keys (lower case) are a value
-    of structuredData at ``data_key``, a successEvaluation or an outcome, tried in that order."""
-
-    pipeline_id: str
-    stages: Mapping[str, str]
-    data_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,39 +121,6 @@ class ClientDirectory:
         return iter((self.default, *self.clients))
 
 
-def _url_id(value: str) -> bool:
-    if not is_url_id(value):
-        raise ValidationError(f"Not a GoHighLevel id ({RULE}).")
-    return True
-
-
-def _placeholders(text: str) -> bool:
-    try:
-        names = [(name, spec, conversion) for _, name, spec, conversion
-                 in string.Formatter().parse(text) if name is not None]
-    except ValueError as exc:
-        raise ValidationError(f"{exc} (write {{{{ and }}}} for a literal brace).") from None
-    for name, spec, conversion in names:
-        if name not in CALL_FIELD_PLACEHOLDERS or spec or conversion:
-            raise ValidationError(f"Unknown placeholder {{{name}}} (use one of "
-                                  + ", ".join(f"{{{p}}}" for p in CALL_FIELD_PLACEHOLDERS)
-                                  + ").")
-    return True
-
-
-_TEXT = fields.String(validate=validate.Length(min=1))
-
-
-class _StageMapSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-    pipeline_id = fields.String(required=True, validate=_url_id)
-    data_key = fields.String(validate=validate.Length(min=1))
-    stages = fields.Dict(keys=_TEXT, values=fields.String(validate=_url_id), required=True,
-                         validate=validate.Length(min=1))
-
-
 class _ClientSchema(Schema):
     class Meta:
         unknown = RAISE  # a misspelt key should stop start-up, not silently do nothing
@@ -200,10 +151,10 @@ class _ClientSchema(Schema):
     webhook_token_env = fields.String()
     hmac_secret = fields.String(validate=validate.Length(min=1))
     hmac_secret_env = fields.String()
-    field_map = fields.Dict(keys=_TEXT, values=_TEXT, load_default=dict)
-    call_fields = fields.Dict(keys=_TEXT, values=fields.String(validate=_placeholders),
+    field_map = fields.Dict(keys=text(), values=text(), load_default=dict)
+    call_fields = fields.Dict(keys=text(), values=fields.String(validate=placeholders),
                               load_default=dict)
-    stage_map = fields.Nested(_StageMapSchema)
+    stage_map = fields.Nested(StageMapSchema)
     stage_allow_backwards = fields.Boolean(load_default=False)
 
     @validates_schema

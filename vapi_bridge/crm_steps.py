@@ -12,7 +12,8 @@ import logging
 from datetime import date, datetime
 from typing import Any
 
-from .clients import Client, StageMap
+from .client_maps import StageMap
+from .clients import Client
 from .integrations import DeliveryError
 from .integrations.ghl import GhlClient
 from .report import CallReport
