@@ -18,6 +18,7 @@ from tests.test_outbox import drain_app
 from tests.test_pipeline import delivery, post, report
 from vapi_bridge import create_app
 from vapi_bridge.config import ConfigError
+from vapi_bridge.crm_steps import Unusable, convert
 from vapi_bridge.integrations.ghl import GhlRetry
 
 LOCATION = "loc-re"
@@ -131,6 +132,30 @@ def test_missing_or_unusable_keys_leave_their_fields_untouched(bridge, ghl, cont
     assert sent == {"fld-pre", "fld-outcome", "fld-at", "fld-summary"}
     assert "about half a million" not in caplog.text
     assert "contact.budget left alone callId=call-1 client=Realty: not a number" in caplog.text
+
+
+@pytest.mark.parametrize("kind, options, value, sent", [
+    ("TEXT", None, True, "Yes"), ("TEXT", None, ["a", 2], "a, 2"), ("TEXT", None, 2.50, "2.5"),
+    ("NUMERICAL", None, 3, "3"), ("NUMERICAL", None, "1,250.75", "1250.75"),
+    ("DATE", None, "2026-12-03", "2026-12-03"),
+    ("DATE", None, "2026-12-03T23:30:00-05:00", "2026-12-03"),  # the date where it was said
+    ("SINGLE_OPTIONS", ["True", "False"], False, "False"),
+    ("CHECKBOX", ["Pre-approved"], True, ["Pre-approved"]),
+    ("CHECKBOX", ["Pre-approved"], False, []),  # a lone checkbox unticked
+    ("CHECKBOX", ["Email", "SMS"], "sms", ["SMS"]),
+])
+def test_values_are_converted_to_what_the_field_takes(kind, options, value, sent):
+    assert convert(value, {"id": "f", "dataType": kind, "picklistOptions": options}) == sent
+
+
+@pytest.mark.parametrize("kind, options, value", [
+    ("NUMERICAL", None, True), ("NUMERICAL", None, "n/a"), ("DATE", None, "next Tuesday"),
+    ("DATE", None, 20261203), ("RADIO", ["Maybe"], True), ("CHECKBOX", ["Email", "SMS"], "fax"),
+    ("TEXT", None, {"a": 1}), ("FILE_UPLOAD", None, "x"),
+])
+def test_values_a_field_cannot_take_are_refused(kind, options, value):
+    with pytest.raises(Unusable):
+        convert(value, {"id": "f", "dataType": kind, "picklistOptions": options})
 
 
 def test_a_call_with_nothing_mapped_skips_the_fields_step(bridge, ghl, contact):
