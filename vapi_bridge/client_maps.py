@@ -33,6 +33,7 @@ def _url_id(value: str) -> bool:
 
 
 def placeholders(value: str) -> bool:
+    """A ``call_fields`` text: only the documented placeholders, no format spec or conversion."""
     try:
         names = [(name, spec, conversion) for _, name, spec, conversion
                  in string.Formatter().parse(value) if name is not None]

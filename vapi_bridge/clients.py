@@ -25,6 +25,8 @@ WEBHOOK_KINDS = ("default", "booking", "deposit")
 DEFAULT_NAME = "default"
 # Given inline or, with an ``_env`` suffix, as the name of an environment variable.
 SECRETS = ("ghl_api_key", "slack_bot_token", "webhook_token", "hmac_secret")
+
+
 class ClientConfigError(ValueError):
     """The clients configuration is wrong; the message names the source, entry and field."""
 
