@@ -137,6 +137,9 @@ def download(url: str, folder: Path, *, max_bytes: int, timeout: float) -> tuple
                                                          f" {DOWNLOAD_SECONDS} s")
                     file.write(chunk)
             return path, size
+    except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+            requests.exceptions.MissingSchema) as exc:  # a redirect's Location, say
+        raise Unusable(f"not a valid URL ({type(exc).__name__})") from None
     except requests.RequestException as exc:  # connection, timeout, a broken stream
         raise http_error("recording", exc) from None
 
