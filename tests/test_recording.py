@@ -195,6 +195,18 @@ def test_the_answer_never_waits_for_a_slow_download(bridge, slack, recordings):
     assert drain(app).delivered == 1 and len(slack.files) == 1  # its claim: no second upload
 
 
+def test_a_download_timeout_is_parked(bridge, slack, recordings):
+    recordings.gate = threading.Event()  # no answer until the test ends
+    app = bridge(HTTP_TIMEOUT_SECONDS="0.3")
+    try:
+        post(app, call(recordings))
+        step = delivery(app)["recording"]
+    finally:
+        recordings.gate.set()
+    assert step["status"] == "parked" and step["last_error"] == "recording: ReadTimeout"
+    assert slack.files == []
+
+
 def test_an_unreachable_recording_server_is_parked(bridge, slack, recordings):
     url = recordings.url_for("gone.wav")
     recordings.stop()
