@@ -256,7 +256,7 @@ def outbox(dead: bool, as_json: bool) -> None:
         click.echo(count_line, err=True)  # stdout stays pure JSON lines
         return
     when = "DIED AT" if dead else "DUE AT"
-    click.echo(f"{'CALL ID':<38} {'STEP':<6} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
+    click.echo(f"{'CALL ID':<38} {'STEP':<9} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
     for job in jobs:
         click.echo(_row(job))
     click.echo(count_line)
@@ -265,7 +265,7 @@ def outbox(dead: bool, as_json: bool) -> None:
 def _row(job: Job) -> str:
     at = _iso(job.dead_at if job.dead_at else job.due_at)
     error = (job.last_error or "")[:70]
-    return (f"{job.call_id:<38} {job.step:<6} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
+    return (f"{job.call_id:<38} {job.step:<9} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
             f" {error}")
 
 
