@@ -377,12 +377,8 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     link = render.contact_url(ctx.settings.ghl_app_base_url, client, contact_id)
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)
-    return _once(ctx, "slack", (report.call_id,), lambda: _thread(slack.post(text, blocks)),
-                 keeps=client.uploads_recording)
-
-
-def _thread(ts: str | None) -> dict[str, str] | None:
-    return {"thread_ts": ts} if ts else None  # where the recording upload goes
+    return _once(ctx, "slack", (report.call_id,),
+                 lambda: recording.thread(slack.post(text, blocks)), keeps=client.uploads_recording)
 
 
 def _recording(report: CallReport, client: Client, contact_id: str | None,

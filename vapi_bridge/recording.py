@@ -68,6 +68,11 @@ def after(slack: Callable[[], Any], upload_step: Callable[[], Any],
     return run_slack, run_recording
 
 
+def thread(ts: str | None) -> dict[str, str] | None:
+    """What the Slack step keeps of its message for the upload: the thread to put it in."""
+    return {"thread_ts": ts} if ts else None
+
+
 def upload(report: CallReport, client: Client, ctx: Context) -> dict[str, Any]:
     """Download the recording and upload it under the call's Slack message.
 
