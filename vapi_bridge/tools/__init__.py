@@ -21,6 +21,7 @@ from ..context import Context
 from ..integrations import DeliveryError
 from ..storage import check_id
 from ..vapi.messages import ToolCall
+from .definitions import DEFINITIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ class ToolError(Exception):
 
 
 def tool(name: str) -> Callable[[Tool], Tool]:
+    """Register a tool; what Vapi is told about it lives in ``definitions.DEFINITIONS``."""
+    if name not in DEFINITIONS:
+        raise KeyError(f"tool {name!r} has no definition in tools/definitions.py")
+
     def register(function: Tool) -> Tool:
         REGISTRY[name] = function
         return function
