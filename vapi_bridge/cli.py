@@ -1,6 +1,7 @@
 """Operations commands: ``flask --app wsgi vapi-bridge <command>``.
 
-``check`` tries every configured service once; ``replay`` delivers a call read from Vapi;
+``check`` tries every configured service once; ``vapi-setup`` makes Vapi's credential, tools
+and assistants match (``vapi_setup.py``); ``replay`` delivers a call read from Vapi;
 ``outbox`` lists parked (or dead) deliveries; ``retry`` runs one pass over them; ``worker``
 runs a pass every ``WORKER_INTERVAL_SECONDS`` until SIGTERM/SIGINT.
 """
@@ -21,7 +22,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import pipeline
+from . import pipeline, vapi_setup
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -31,7 +32,8 @@ from .outbox import Job
 from .storage import CallBelongsToAnotherClient, StorageError
 
 log = logging.getLogger(__name__)
-cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, replay, outbox, retry, worker.")
+cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, vapi-setup, replay, outbox,"
+               " retry, worker.")
 
 
 def register(app: Flask) -> None:
@@ -64,6 +66,8 @@ def check() -> None:
     for client in ctx.settings.clients:
         results += [*_check_ghl(ctx, client), _check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
+    if results[-1].startswith("OK"):
+        results += _check_vapi_setup(ctx)
     for line in results:
         click.echo(line)
     if any(line.startswith("FAIL") for line in results):
@@ -156,6 +160,55 @@ def _check_vapi(ctx: Context) -> str:
     return _probe("vapi", lambda: vapi.check() or "",
                   unreachable="Vapi unreachable: check VAPI_API_BASE_URL and the network",
                   refused="set VAPI_API_KEY to a Vapi private API key")
+
+
+def _check_vapi_setup(ctx: Context) -> list[str]:
+    """Per assistant, whether Vapi matches what ``vapi-setup`` would set (no writes)."""
+    clients = [c for c in ctx.settings.clients if vapi_setup.assistants_of(c)]
+    if not clients:
+        return []
+    try:
+        url = (vapi_setup.webhook_url(ctx.settings.public_url) if ctx.settings.public_url
+               else None)
+        changes = vapi_setup.plan(ctx.integrations.vapi, ctx.settings, clients, url)
+    except vapi_setup.SetupError as exc:
+        return [f"FAIL vapi-setup: {exc}"]
+    return vapi_setup.drift(changes)
+
+
+# vapi-setup
+@cli.command("vapi-setup")
+@click.option("--url", help="The bridge's public https://host (default PUBLIC_URL).")
+@click.option("--client", "client_name", help="Only this client (default: every client with"
+              " assistant_ids).")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--keep-server-messages", is_flag=True, help="Leave serverMessages as they are.")
+def vapi_setup_command(url: str | None, client_name: str | None, dry_run: bool, yes: bool,
+                       keep_server_messages: bool) -> None:
+    """Create or update each client's Vapi credential and tools, and point its assistants here."""
+    ctx = current_context()
+    vapi = ctx.integrations.vapi
+    if vapi is None:
+        raise click.ClickException("Vapi is not configured -> set VAPI_API_KEY")
+    try:
+        clients = vapi_setup.clients_to_set_up(ctx.settings, client_name)
+        target = vapi_setup.webhook_url(url or ctx.settings.public_url)
+        changes = vapi_setup.plan(vapi, ctx.settings, clients, target, keep_server_messages)
+    except vapi_setup.SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in vapi_setup.render(changes):
+        click.echo(line)
+    pending = sum(change.pending for change in changes)
+    if pending and not dry_run:
+        if yes or click.confirm(f"Apply {pending} change(s) to Vapi?"):
+            vapi_setup.apply(vapi, changes)
+            for line in vapi_setup.summary(changes):
+                click.echo(line)
+        else:
+            click.echo("Nothing written.")
+    if any(change.failed for change in changes):
+        sys.exit(1)
 
 
 def _probe(name: str, call: Callable[[], str], *, unreachable: str, refused: str) -> str:

@@ -8,6 +8,7 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Client:
     ghl_calendar_id: str | None = None
     vapi_assistant_id: str | None = None  # for calls started from GoHighLevel
     vapi_phone_number_id: str | None = None
+    vapi_credential_id: str | None = None  # the Vapi credential vapi-setup attaches, if given
     default_country: str = "US"  # how to read a phone number written without +country
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
@@ -59,12 +61,21 @@ class Client:
     hmac_secret: str | None = field(default=None, repr=False)
 
     @property
+    def key(self) -> str:
+        """The client in a store key or a marker: names are free text, so a digest."""
+        return name_digest(self.name)
+
+    @property
     def has_ghl(self) -> bool:
         return bool(self.ghl_api_key and self.ghl_location_id)
 
     @property
     def has_slack(self) -> bool:
         return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel_id))
+
+
+def name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 class ClientDirectory:
@@ -129,6 +140,7 @@ class _ClientSchema(Schema):
     ghl_calendar_id = fields.String()
     vapi_assistant_id = fields.String()
     vapi_phone_number_id = fields.String()
+    vapi_credential_id = fields.String(validate=validate.Length(min=1))
     default_country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), load_default="US")
     slack_channel_id = fields.String()
     slack_bot_token = fields.String()

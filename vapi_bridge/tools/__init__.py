@@ -8,7 +8,6 @@ result and error as a single-line string, one per ``toolCallId``, in order. Each
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
 from ..storage import check_id
@@ -73,8 +73,7 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
 
 def client_key(ctx: Context) -> str:
     """The client as part of a key: names are free text (spaces, colons), so a digest."""
-    name = ctx.client.name if ctx.client else ""
-    return hashlib.sha256(name.encode()).hexdigest()[:16]
+    return name_digest(ctx.client.name if ctx.client else "")
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
