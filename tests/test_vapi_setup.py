@@ -102,7 +102,7 @@ def test_first_run_creates_the_credential_and_tools_and_patches_the_assistants(v
     assert desk_now["serverMessages"] == list(SERVER_MESSAGES)
     assert desk_now["voice"] == {"provider": "11labs", "voiceId": "burt"}
     assert vapi.assistants[night]["model"]["toolIds"] == [ours[n]["id"] for n in ALL_TOOLS]
-    assert "applied 12" in result.output
+    assert "applied 12 of 12 change(s)" in result.output
 
 
 def test_a_second_run_changes_nothing_and_writes_nothing(vapi):

@@ -22,7 +22,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import pipeline, vapi_setup
+from . import pipeline, vapi_setup, vapi_setup_report
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -66,8 +66,8 @@ def check() -> None:
     for client in ctx.settings.clients:
         results += [*_check_ghl(ctx, client), _check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
-    if results[-1].startswith("OK"):
-        results += _check_vapi_setup(ctx)
+    if results[-1].startswith("OK"):  # per assistant: what vapi-setup would change
+        results += vapi_setup_report.check(ctx.integrations.vapi, ctx.settings)
     for line in results:
         click.echo(line)
     if any(line.startswith("FAIL") for line in results):
@@ -162,20 +162,6 @@ def _check_vapi(ctx: Context) -> str:
                   refused="set VAPI_API_KEY to a Vapi private API key")
 
 
-def _check_vapi_setup(ctx: Context) -> list[str]:
-    """Per assistant, whether Vapi matches what ``vapi-setup`` would set (no writes)."""
-    clients = [c for c in ctx.settings.clients if vapi_setup.assistants_of(c)]
-    if not clients:
-        return []
-    try:
-        url = (vapi_setup.webhook_url(ctx.settings.public_url) if ctx.settings.public_url
-               else None)
-        changes = vapi_setup.plan(ctx.integrations.vapi, ctx.settings, clients, url)
-    except vapi_setup.SetupError as exc:
-        return [f"FAIL vapi-setup: {exc}"]
-    return vapi_setup.drift(changes)
-
-
 # vapi-setup
 @cli.command("vapi-setup")
 @click.option("--url", help="The bridge's public https://host (default PUBLIC_URL).")
@@ -197,13 +183,13 @@ def vapi_setup_command(url: str | None, client_name: str | None, dry_run: bool, 
         changes = vapi_setup.plan(vapi, ctx.settings, clients, target, keep_server_messages)
     except vapi_setup.SetupError as exc:
         raise click.ClickException(str(exc)) from None
-    for line in vapi_setup.render(changes):
+    for line in vapi_setup_report.render(changes):
         click.echo(line)
     pending = sum(change.pending for change in changes)
     if pending and not dry_run:
         if yes or click.confirm(f"Apply {pending} change(s) to Vapi?"):
             vapi_setup.apply(vapi, changes)
-            for line in vapi_setup.summary(changes):
+            for line in vapi_setup_report.summary(changes):
                 click.echo(line)
         else:
             click.echo("Nothing written.")

@@ -1,8 +1,8 @@
 """``vapi-setup``: each client's Vapi credential, tools and assistants made to match the bridge.
 
 One code path: ``plan`` reads Vapi and returns the changes as data; ``--dry-run`` and the
-confirmation prompt print them (``render``), ``apply`` writes them, and ``check`` reports them
-as drift (``drift``). Objects created in a run are named in later bodies by a placeholder
+confirmation prompt print them, ``apply`` writes them, and ``check`` reports them as drift
+(``vapi_setup_report``). Objects created in a run are named in later bodies by a placeholder
 (``Change.ref``) until ``apply`` knows their id. Secrets are never printed.
 """
 
@@ -275,64 +275,6 @@ def _strings(value: Any) -> set[str]:
     if isinstance(value, list):
         return set().union(*map(_strings, value)) if value else set()
     return {value} if isinstance(value, str) else set()
-
-
-# output
-def render(changes: list[Change]) -> list[str]:
-    """The plan, client by client: what would be created, changed or is wrong."""
-    if not any(c.pending or c.failed for c in changes):
-        return ["nothing to change"]
-    lines = []
-    for client in dict.fromkeys(c.client for c in changes):
-        mine = [c for c in changes if c.client == client]
-        lines.append(f"client {client}:")
-        lines += [_line(c) for c in mine if c.action != "ok"]
-        unchanged = sum(c.action == "ok" for c in mine)
-        if unchanged:
-            lines.append(f"  ({unchanged} unchanged)")
-    return lines
-
-
-def summary(changes: list[Change]) -> list[str]:
-    done = [c for c in changes if c.status == "applied"]
-    not_done = [c for c in changes if c.failed]
-    lines = [f"applied {len(done)}: " + (", ".join(_short(c) for c in done) or "nothing")]
-    if not_done:
-        lines.append(f"not applied {len(not_done)}:")
-        lines += [f"  {_short(c)}: {c.status or '; '.join(c.detail)}" for c in not_done]
-    return lines
-
-
-def drift(changes: list[Change]) -> list[str]:
-    """``check``'s lines: per assistant, OK or FAIL with what differs."""
-    lines = []
-    for client in dict.fromkeys(c.client for c in changes):
-        mine = [c for c in changes if c.client == client]
-        shared = [c for c in mine if c.kind != "assistant" and c.action != "ok"]
-        assistants = [c for c in mine if c.kind == "assistant"] or shared[:1]
-        for change in assistants:
-            problems = [_short(c) + (f": {'; '.join(c.detail)}" if c.action == "fail" else "")
-                        for c in shared]
-            if change.kind == "assistant" and change.action != "ok":
-                problems.append("; ".join(change.detail))
-            name = f"vapi-setup ({client}) assistant {change.name}" if change.kind == \
-                "assistant" else f"vapi-setup ({client})"
-            if not problems:
-                lines.append(f"OK   {name}: server URL, credential, tools, server messages")
-            else:
-                fix = "" if any(c.action == "fail" for c in (*shared, change)) \
-                    else " -> run vapi-setup"
-                lines.append(f"FAIL {name}: {'; '.join(problems)}{fix}")
-    return lines
-
-
-def _line(change: Change) -> str:
-    detail = f": {'; '.join(change.detail)}" if change.detail else ""
-    return f"  {change.action:<7}{change.kind} {change.name}{detail}"
-
-
-def _short(change: Change) -> str:
-    return f"{change.action} {change.kind} {change.name} ({change.client})"
 
 
 def _differences(prefix: str, have: dict[str, Any], want: dict[str, Any]) -> list[str]:
