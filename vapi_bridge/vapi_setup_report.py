@@ -53,7 +53,8 @@ def drift(changes: list[Change]) -> list[str]:
         shared = [c for c in mine if c.kind != "assistant" and c.action != "ok"]
         assistants = [c for c in mine if c.kind == "assistant"] or shared[:1]
         for change in assistants:
-            problems = [_short(c) + (f": {'; '.join(c.detail)}" if c.action == "fail" else "")
+            problems = [f"{c.action} {c.kind} {c.name}"
+                        + (f": {'; '.join(c.detail)}" if c.action == "fail" else "")
                         for c in shared]
             if change.kind == "assistant" and change.action != "ok":
                 problems.append("; ".join(change.detail))
@@ -71,10 +72,6 @@ def drift(changes: list[Change]) -> list[str]:
 def _line(change: Change) -> str:
     detail = f": {'; '.join(change.detail)}" if change.detail else ""
     return f"  {change.action:<7}{change.kind} {change.name}{detail}"
-
-
-def _short(change: Change) -> str:
-    return f"{change.action} {change.kind} {change.name} ({change.client})"
 
 
 def _short(change: Change) -> str:
