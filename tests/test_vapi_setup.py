@@ -281,6 +281,20 @@ def test_check_shows_drift_per_assistant_until_vapi_setup_runs(vapi):
     assert "server.url" in after and after.endswith("-> run vapi-setup")
 
 
+def test_check_without_public_url_compares_with_the_assistants_own_url(vapi):
+    spa = vapi.add_assistant("South reception", [])
+
+    def vapi_lines():
+        result = setup(vapi, [south(spa)], "check", PUBLIC_URL=None)
+        return [line for line in result.output.splitlines() if "vapi-setup" in line]
+
+    assert vapi_lines() == ["FAIL vapi-setup (South Spa): fail server URL: no PUBLIC_URL, and no"
+                            " assistant has a /vapi/webhook server URL -> set PUBLIC_URL"]
+    assert setup(vapi, [south(spa)], "vapi-setup", "--yes").exit_code == 0
+    (line,) = vapi_lines()
+    assert line.startswith("OK   vapi-setup (South Spa)")
+
+
 # the tool definitions
 def test_every_registered_tool_is_defined_and_fits_the_sdk_model():
     assert set(REGISTRY) == set(DEFINITIONS)

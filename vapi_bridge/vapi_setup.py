@@ -39,7 +39,7 @@ class SetupError(Exception):
 @dataclass
 class Change:
     client: str
-    kind: str  # credential | tool | assistant
+    kind: str  # credential | tool | assistant (server: no URL to compare with)
     name: str
     action: str  # create | update | ok | fail
     detail: list[str] = field(default_factory=list)  # the compact diff, or what is wrong
@@ -62,8 +62,7 @@ def webhook_url(url: str | None) -> str:
     parts = urlsplit(url or "")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise SetupError("give --url https://<public host> or set PUBLIC_URL")
-    url = str(url)
-    url = url.rstrip("/")
+    url = str(url).rstrip("/")
     return url if url.endswith(WEBHOOK_PATH) else url + WEBHOOK_PATH
 
 
@@ -107,7 +106,7 @@ def _client_plan(vapi: VapiApi, settings: Settings, client: Client,
                        and str((a.get("server") or {}).get("url", "")).endswith(WEBHOOK_PATH)),
                       None)
     if url is None:
-        return [_fail(client, "credential", "server URL", "no PUBLIC_URL, and no assistant has a"
+        return [_fail(client, "server", "URL", "no PUBLIC_URL, and no assistant has a"
                       f" {WEBHOOK_PATH} server URL -> set PUBLIC_URL")]
     credential = _credential(settings, client, credentials)
     if credential.action == "fail":
