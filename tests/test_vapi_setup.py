@@ -224,6 +224,23 @@ def test_an_unknown_assistant_is_named_and_the_others_still_set_up(vapi):
     assert f"/assistant/{desk}" in {path for _, path, _ in vapi.writes}
 
 
+def test_a_failed_create_leaves_what_depends_on_it_listed_as_not_applied(vapi):
+    desk, _, _ = seeded(vapi)
+    vapi.broken["POST /credential"] = 500
+
+    result = setup(vapi, [north(desk)], "vapi-setup", "--yes")
+
+    assert result.exit_code == 1
+    assert [(m, p) for m, p, _ in vapi.writes] == [("POST", "/credential")]  # not retried
+    assert "applied 0 of 11 change(s)" in result.output
+    assert "create credential vapi-bridge North Dental (North Dental): failed: vapi: HTTP 500" \
+        in result.output
+    assert ("create tool send_sms (North Dental): not applied: <new credential vapi-bridge North"
+            " Dental> was not created") in result.output
+    assert f"update assistant {desk} (North front desk) (North Dental): not applied" \
+        in result.output
+
+
 def test_a_tool_of_the_same_name_not_made_here_stops_that_assistant(vapi):
     manual = vapi.add_tool("send_sms", server={"url": WEBHOOK})
     desk = vapi.add_assistant("North front desk", [manual])

@@ -34,6 +34,7 @@ class FakeVapi(Fake):
         self.assistants: dict[str, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, dict[str, Any]]] = []  # (method, path, body)
         self.invalid: list[str] = []  # what broke the SDK models
+        self.broken: dict[str, int] = {}  # "POST /credential" -> the status its writes get
         self.route("/credential", "GET", self._authorized(lambda r: self.credentials))
         self.route("/credential", "POST", self._authorized(self._create_credential))
         self.route("/tool", "GET", self._authorized(lambda r: list(self.tools.values())))
@@ -76,6 +77,10 @@ class FakeVapi(Fake):
                 return json_response({"message": "Invalid Key"}, 401)
             if request.method != "GET":
                 self.writes.append((request.method, request.path, request.get_json()))
+                status = self.broken.get(f"{request.method} {request.path}")
+                if status:
+                    return json_response({"message": "scripted failure", "statusCode": status},
+                                         status)
             answer = handler(request)
             if isinstance(answer, Response):
                 return answer
