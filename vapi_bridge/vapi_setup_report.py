@@ -1,10 +1,31 @@
-"""What ``vapi-setup`` says: the plan (dry run, prompt), the summary, and ``check``'s drift."""
+"""``vapi-setup`` run and said: the plan (dry run, prompt), the summary, ``check``'s drift."""
 
 from __future__ import annotations
 
+import click
+
 from .config import Settings
 from .integrations.vapi_api import VapiApi
-from .vapi_setup import Change, SetupError, assistants_of, plan, webhook_url
+from .vapi_setup import Change, SetupError, apply, assistants_of, plan, webhook_url
+from .vapi_setup import clients_to_set_up as chosen
+
+
+def run(vapi: VapiApi, settings: Settings, url: str | None, client_name: str | None, *,
+        dry_run: bool, yes: bool, keep: bool) -> bool:
+    """The command: plan, print, ask (unless ``yes``), apply. False if anything failed."""
+    clients = chosen(settings, client_name)
+    changes = plan(vapi, settings, clients, webhook_url(url or settings.public_url), keep)
+    for line in render(changes):
+        click.echo(line)
+    pending = sum(change.pending for change in changes)
+    if pending and not dry_run:
+        if yes or click.confirm(f"Apply {pending} change(s) to Vapi?"):
+            apply(vapi, changes)
+            for line in summary(changes):
+                click.echo(line)
+        else:
+            click.echo("Nothing written.")
+    return not any(change.failed for change in changes)
 
 
 def render(changes: list[Change]) -> list[str]:
