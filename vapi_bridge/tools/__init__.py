@@ -8,7 +8,6 @@ result and error as a single-line string, one per ``toolCallId``, in order. Each
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import re
@@ -17,10 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
 from ..storage import check_id
 from ..vapi.messages import ToolCall
+from .definitions import DEFINITIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ class ToolError(Exception):
 
 
 def tool(name: str) -> Callable[[Tool], Tool]:
+    """Register a tool; what Vapi is told about it lives in ``definitions.DEFINITIONS``."""
+    if name not in DEFINITIONS:
+        raise KeyError(f"tool {name!r} has no definition in tools/definitions.py")
+
     def register(function: Tool) -> Tool:
         REGISTRY[name] = function
         return function
@@ -68,8 +73,7 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
 
 def client_key(ctx: Context) -> str:
     """The client as part of a key: names are free text (spaces, colons), so a digest."""
-    name = ctx.client.name if ctx.client else ""
-    return hashlib.sha256(name.encode()).hexdigest()[:16]
+    return name_digest(ctx.client.name if ctx.client else "")
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
