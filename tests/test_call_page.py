@@ -188,7 +188,7 @@ def test_the_status_page_draws_the_last_24_hours(make_app, integrations_env, ghl
     totals = dict(re.findall(r'id="steps-(\w+)-24h">(\d+)<', html))
     assert totals == {"ok": "6", "skipped": "3", "parked": "1", "dead": "0"}
     assert svgs[0].count("<rect") == 1 and ": 3 calls</title>" in svgs[0]
-    assert 'viewBox="0 0 480 150"' in svgs[0]
+    assert 'viewBox="0 0 480 160"' in svgs[0]
 
 
 def test_the_picture_is_not_drawn_when_the_store_is_down(make_app):
