@@ -19,6 +19,7 @@ from tests.browser.png import colours
 from tests.conftest import ADMIN_TOKEN
 from tests.test_admin import DAILY_LIMIT_SPENT, counts
 from tests.test_pipeline import post, report
+from tests.test_tenancy import tool_calls
 
 WIDTHS = (390, 1280)  # a phone, a laptop
 
@@ -70,6 +71,8 @@ def screenshot(chrome: webdriver.Chrome, width: int, name: str, tmp_path,
 def test_sign_in_open_a_call_deliver_again_and_sign_out(browser, served, ghl, slack, tmp_path):
     base, app = served
     ghl.fail_next(1, *DAILY_LIMIT_SPENT)  # GoHighLevel fails the note once, then answers
+    tools = tool_calls("call-1", "asst-1", ("t1", "get_call_context", {"callId": "call-1"}))
+    assert post(app, tools).status_code == 200
     assert post(app, report("call-1")).status_code == 200
     assert counts(app)["parked"] == 1 and ghl.notes == []
 
@@ -82,9 +85,10 @@ def test_sign_in_open_a_call_deliver_again_and_sign_out(browser, served, ghl, sl
         screenshot(browser, width, "status", tmp_path, at="last-24h")
 
     browser.find_element(By.LINK_TEXT, "call-1").click()
+    assert browser.find_element(By.ID, "caller").text == "•••0123"  # waits for the new page
     assert browser.current_url == f"{base}/calls/call-1"
-    assert browser.find_element(By.ID, "caller").text == "•••0123"
     assert browser.find_element(By.CSS_SELECTOR, "#step-note .status").text == "parked"
+    assert "get_call_context" in browser.find_element(By.ID, "tool-calls").text
     for width in WIDTHS:
         screenshot(browser, width, "call", tmp_path)
 
