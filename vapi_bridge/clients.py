@@ -53,6 +53,7 @@ class Client:
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_upload_recording: bool = False  # the recording as a file in the message's thread
     timezone: str = "UTC"
     ghl_incoming_webhook_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
     outcome_tags: Mapping[str, str] = field(default_factory=dict)
@@ -73,6 +74,12 @@ class Client:
     @property
     def has_slack(self) -> bool:
         return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel_id))
+
+    @property
+    def uploads_recording(self) -> bool:
+        """The option on and a bot token posting (an incoming webhook cannot upload files)."""
+        return bool(self.slack_upload_recording and not self.slack_webhook_url
+                    and self.slack_bot_token and self.slack_channel_id)
 
 
 class ClientDirectory:
@@ -142,6 +149,7 @@ class _ClientSchema(Schema):
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
     slack_webhook_url = fields.Url(schemes={"https", "http"}, require_tld=False)
+    slack_upload_recording = fields.Boolean(truthy={True}, falsy={False})
     timezone = fields.String(load_default="UTC", validate=lambda name: _known_zone(name))
     ghl_incoming_webhook_urls = fields.Dict(
         keys=fields.String(validate=validate.OneOf(WEBHOOK_KINDS)),
@@ -257,6 +265,7 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
+        slack_upload_recording=_flag(env, "SLACK_UPLOAD_RECORDING"),
         ghl_incoming_webhook_urls=MappingProxyType({k: v for k, v in urls.items() if v}),
     )
 
@@ -305,6 +314,13 @@ def _known_zone(name: str) -> bool:
 def _env(env: Mapping[str, Any], name: str) -> str | None:
     value = str(env.get(name) or "").strip()
     return value or None
+
+
+def _flag(env: Mapping[str, Any], name: str) -> bool:
+    value = (_env(env, name) or "false").lower()
+    if value not in ("true", "false"):
+        raise ClientConfigError(f"{name} must be true or false (got {value!r})")
+    return value == "true"
 
 
 def _flatten(messages: Any) -> str:
