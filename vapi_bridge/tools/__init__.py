@@ -19,7 +19,7 @@ from typing import Any
 from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
-from ..storage import check_id
+from ..storage import StorageError, check_id
 from ..vapi.messages import ToolCall
 from .definitions import DEFINITIONS
 
@@ -68,7 +68,19 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
         ctx.state.store_answer("tool", ids, answer)
     else:  # a passing outage: let Vapi's next delivery try again
         ctx.state.release("tool", *ids)
+    _log_for_the_call(call, ctx, "ok" if "result" in answer else "error")
     return answer
+
+
+def _log_for_the_call(call: ToolCall, ctx: Context, outcome: str) -> None:
+    """The call's page lists its tool calls: name, outcome and time, never the arguments."""
+    if not ctx.call_id:
+        return
+    try:
+        ctx.state.record_tool_call(ctx.call_id, call.name or "(no name)", outcome)
+    except (StorageError, ValueError) as exc:  # the answer matters more than its log line
+        log.warning("[TOOLS] %s not logged for callId=%s (%s)", call.name, ctx.call_id,
+                    type(exc).__name__)
 
 
 def client_key(ctx: Context) -> str:
