@@ -133,10 +133,14 @@ class Outbox:
         values = self.state.backend.get_many([self._job_key(m) for m in members])
         return [_job(value) for value in values if value]
 
+    def sizes(self) -> dict[str, int]:
+        """Parked and dead jobs, in one round trip."""
+        parked, dead = self.state.backend.zcard_many([self.due_key, self.dead_key])
+        return {"parked": parked, "dead": dead}
+
     def counts(self) -> dict[str, int]:
-        backend = self.state.backend
-        return {"parked": backend.zcard(self.due_key), "dead": backend.zcard(self.dead_key),
-                "due": len(backend.zrange_by_score(self.due_key, max_score=self.clock()))}
+        due = self.state.backend.zrange_by_score(self.due_key, max_score=self.clock())
+        return {**self.sizes(), "due": len(due)}
 
     @contextmanager
     def lease(self, member: str) -> Iterator[Job | None]:

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from .. import metrics
 from ..clients import Client
 from . import DeliveryError
 
@@ -42,7 +43,8 @@ class Slack:
 
     def auth_test(self) -> dict[str, Any]:
         try:
-            return self._web_client().auth_test().data  # type: ignore[return-value]
+            with metrics.outside("slack"):
+                return self._web_client().auth_test().data  # type: ignore[return-value]
         except SlackApiError as exc:
             raise _api_error(exc) from None
         except (SlackClientError, OSError) as exc:
@@ -50,8 +52,9 @@ class Slack:
 
     def _post_api(self, text: str, blocks: list[dict[str, Any]]) -> None:
         try:
-            self._web_client().chat_postMessage(channel=self._client.slack_channel_id, text=text,
-                                                blocks=blocks, unfurl_links=False)
+            with metrics.outside("slack"):
+                self._web_client().chat_postMessage(channel=self._client.slack_channel_id,
+                                                    text=text, blocks=blocks, unfurl_links=False)
         except SlackApiError as exc:
             raise _api_error(exc) from None
         except (SlackClientError, OSError) as exc:
@@ -61,7 +64,8 @@ class Slack:
         webhook = WebhookClient(self._client.slack_webhook_url, timeout=self._timeout,
                                 retry_handlers=_retry_handlers())
         try:
-            response = webhook.send(text=text, blocks=blocks)
+            with metrics.outside("slack"):
+                response = webhook.send(text=text, blocks=blocks)
         except (SlackClientError, OSError) as exc:
             raise DeliveryError("slack", type(exc).__name__) from None
         if response.status_code != 200 or response.body != "ok":  # it never raises on these
