@@ -1,20 +1,27 @@
-"""GET /metrics: off without METRICS_TOKEN, the token checked, and what each path counts.
+"""GET /metrics: off without METRICS_TOKEN, the token checked, and what each path counts;
+then 3 gunicorn workers on Redis whose scrapes all add up to what was sent.
 
-The counters are process-wide (prometheus-client's registry), so each test reads the change
-between two scrapes. The 3-worker gunicorn run is in tests/test_metrics_gunicorn.py.
+In-process, the counters are process-wide (prometheus-client's registry), so each test
+reads the change between two scrapes.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import os
+import re
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import WEBHOOK_AUTH, WEBHOOK_TOKEN
+from tests.test_gunicorn import gunicorn
 from tests.vapi.payloads import EOCR_CURRENT, STATUS_UPDATE, tool_calls
 from vapi_bridge import create_app
 from vapi_bridge.config import ConfigError
@@ -29,9 +36,12 @@ def scrape(client) -> dict[tuple, float]:
     response = client.get("/metrics", headers=SCRAPE)
     assert response.status_code == 200, response.data
     assert response.content_type.startswith("text/plain; version=")
+    return samples(response.get_data(as_text=True))
+
+
+def samples(text: str) -> dict[tuple, float]:
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.get_data(as_text=True))
-            for s in family.samples}
+            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def changes(before: dict, after: dict) -> dict[tuple, float]:
@@ -195,3 +205,107 @@ def test_a_store_that_does_not_answer_is_0_and_the_scrape_still_answers(fallback
     after = scrape(app.test_client())
     assert after[key("vapi_bridge_store_available")] == 0
     assert not any(name == "vapi_bridge_outbox_jobs" for name, _ in after)
+
+
+# Under gunicorn: 3 worker processes, each counting into its own files; any one answers.
+def scrape_over_http(url: str) -> dict[tuple, float]:
+    response = requests.get(f"{url}/metrics", headers=SCRAPE, timeout=10)  # a new connection
+    assert response.status_code == 200, response.text
+    return samples(response.text)
+
+
+def ours(scraped: dict[tuple, float]) -> dict[tuple, float]:
+    """What was sent decides these exactly (timings, scrapes and gauges aside)."""
+    return {k: v for k, v in scraped.items() if k[0] in (
+        "vapi_bridge_messages_total", "vapi_bridge_deliveries_total",
+        "vapi_bridge_tool_calls_total", "vapi_bridge_outside_request_seconds_count")}
+
+
+def worker_pids(log: Path) -> list[int]:
+    return [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log.read_text())]
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_three_workers_scrapes_equal_what_was_sent_whichever_answers(
+        backend_env, integrations_env, ghl, slack, prefix, tmp_path):
+    log = tmp_path / "gunicorn.log"
+    env = {**backend_env, **integrations_env, "WEB_CONCURRENCY": "3",
+           "METRICS_TOKEN": METRICS_TOKEN, "CRON_SECRET": "cron-secret",
+           "RETRY_BASE_DELAY_SECONDS": "0.01", "STATE_STORAGE_PREFIX": prefix,
+           "TMPDIR": str(tmp_path)}  # where gunicorn.conf.py makes the metrics directory
+    with gunicorn(env, log) as (url, _):
+        def send(payload, headers=WEBHOOK_AUTH) -> int:
+            data = payload if isinstance(payload, bytes) else json.dumps(payload)
+            return requests.post(f"{url}/vapi/webhook", data=data, timeout=30, headers={
+                "Content-Type": "application/json", **headers}).status_code
+
+        for n in range(3):
+            assert send(eocr(f"g-call-{n}")) == 200
+        ghl.fail_next(4, 500)  # the note's request and its 3 retries: parked
+        assert send(eocr("g-call-parked")) == 200
+        assert [send(STATUS_UPDATE) for _ in range(2)] == [200, 200]
+        assert [send({"message": {"type": "conversation-update"}}) for _ in range(2)] == [200, 200]
+        assert send({"message": {"type": "made-up"}}) == 200
+        assert send(b"{broken") == send({"message": {"type": "end-of-call-report"}}) == 400
+        assert send(STATUS_UPDATE, headers={}) == send(STATUS_UPDATE, headers={
+            "X-Vapi-Secret": "wrong"}) == 401
+        assert send(tool_calls(
+            {"id": "g-t1", "function": {"name": "get_call_context", "arguments": {}}},
+            {"id": "g-t2", "function": {"name": "nope", "arguments": {}}})) == 200
+
+        messages, deliveries = "vapi_bridge_messages_total", "vapi_bridge_deliveries_total"
+        tools, outside = "vapi_bridge_tool_calls_total", "vapi_bridge_outside_request_seconds_count"
+        sent = {
+            key(messages, type="end-of-call-report", outcome="handled"): 4,
+            key(messages, type="status-update", outcome="handled"): 2,
+            key(messages, type="conversation-update", outcome="ignored"): 2,
+            key(messages, type="other", outcome="ignored"): 1,
+            key(messages, type="other", outcome="invalid"): 1,
+            key(messages, type="end-of-call-report", outcome="invalid"): 1,
+            key(messages, type="other", outcome="unauthorized"): 2,
+            key(messages, type="tool-calls", outcome="handled"): 1,
+            key(deliveries, step="note", status="ok"): 3,
+            key(deliveries, step="note", status="parked"): 1,
+            key(deliveries, step="tags", status="skipped"): 4,
+            key(deliveries, step="slack", status="ok"): 4,
+            key(tools, tool="get_call_context", outcome="ok"): 1,
+            key(tools, tool="unknown", outcome="error"): 1,
+            key(outside, service="ghl"): 4,
+            key(outside, service="slack"): 4,
+        }
+        for _ in range(9):
+            scraped = scrape_over_http(url)
+            assert ours(scraped) == sent
+            assert scraped[key("vapi_bridge_outbox_jobs", state="parked")] == 1
+            assert scraped[key("vapi_bridge_store_available")] == 1
+            assert scraped[key("vapi_bridge_workers")] == 3
+        assert len(ghl.notes) == 3 and len(slack.messages) == 4
+
+        assert requests.get(f"{url}/metrics", timeout=10, headers={
+            "Authorization": "Bearer wrong-token-0123456789"}).status_code == 401
+        time.sleep(0.1)  # the parked note is due again
+        retried = requests.post(f"{url}/cron/retry", timeout=30,
+                                headers={"Authorization": "Bearer cron-secret"})
+        assert retried.json()["delivered"] == 1
+        sent[key(deliveries, step="note", status="retried-ok")] = 1
+        sent[key(outside, service="ghl")] += 1
+        scraped = scrape_over_http(url)
+        assert ours(scraped) == sent
+        assert scraped[key("vapi_bridge_outbox_jobs", state="parked")] == 0
+
+        # A worker killed: gunicorn starts another; the dead one's counts stay in the totals,
+        # its live gauge goes (child_exit), so the workers are 3 again, not 4.
+        [metrics_dir] = tmp_path.glob("vapi-bridge-metrics-*")
+        dead = worker_pids(log)[0]
+        os.kill(dead, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while len(worker_pids(log)) < 4 or not list(
+                metrics_dir.glob(f"gauge_livesum_{worker_pids(log)[3]}.db")):
+            assert time.monotonic() < deadline, "no new worker serving"
+            time.sleep(0.05)
+        assert not list(metrics_dir.glob(f"gauge_livesum_{dead}.db"))
+        for _ in range(6):
+            scraped = scrape_over_http(url)
+            assert ours(scraped) == sent
+            assert scraped[key("vapi_bridge_workers")] == 3
+    assert not metrics_dir.exists()  # removed when the master stopped
