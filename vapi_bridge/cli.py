@@ -21,7 +21,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import pipeline
+from . import crm_steps, pipeline
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -103,6 +103,8 @@ def _check_ghl(ctx: Context, client: Client) -> list[str]:
                 break
             continue
         lines.append(f"OK   {name}" + (f": {detail}" if detail else ""))
+    else:  # no read found the token or GoHighLevel broken: the maps are worth checking
+        lines += crm_steps.check_maps(ghl, client)
     for scope, needing in ghl_scopes.needed(client, "writes").items():
         lines.append(f"SKIP ghl ({client.name}) {scope} ({_names(needing)}):"
                      " not verifiable without writing")

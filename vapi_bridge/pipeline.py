@@ -1,4 +1,5 @@
-"""The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack.
+"""The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack
+(| fields | stage for a client with those maps: crm_steps.py).
 
 It runs inside the request (on Vercel, work after the response may never run) and
 stays within ``PIPELINE_DEADLINE_SECONDS``. A step that failed with a retryable error,
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import logs, metrics, render
+from . import crm_steps, logs, metrics, render
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
@@ -132,6 +133,10 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
         "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
         "slack": no_slack or (lambda: _slack(report, client, contact_id, ctx)),
     }
+    if client.field_map or client.call_fields:
+        steps["fields"] = no_contact or (lambda: _fields(report, client, contact_id, ctx))
+    if client.stage_map:
+        steps["stage"] = no_contact or (lambda: _stage(report, client, contact_id, ctx))
     results = _park_undelivered(report, ctx, contact_id, _run_until(deadline, steps))
     return _record(report, ctx, contact_id, results)
 
@@ -364,4 +369,20 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     return _once(ctx, "slack", (report.call_id,), lambda: slack.post(text, blocks))
 
 
-STEPS = {"note": _note, "tags": _tags, "slack": _slack}
+def _fields(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
+    if not crm_steps.mapped_values(report, client):
+        return StepResult("skipped", 0, "no mapped value in this call")
+    ghl = ctx.integrations.ghl(client)
+    return _once(ctx, "fields", (report.call_id, contact_id),
+                 lambda: crm_steps.write_fields(report, client, contact_id, ghl))
+
+
+def _stage(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
+    if crm_steps.target_stage(report, client.stage_map) is None:
+        return StepResult("skipped", 0, "no stage for this call")
+    ghl = ctx.integrations.ghl(client)
+    return _once(ctx, "stage", (report.call_id, contact_id),
+                 lambda: crm_steps.move_stage(report, client, contact_id, ghl))
+
+
+STEPS = {"note": _note, "tags": _tags, "slack": _slack, "fields": _fields, "stage": _stage}
