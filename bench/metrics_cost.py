@@ -1,104 +1,103 @@
-"""What the metrics cost the webhook path: CPU time per POST /vapi/webhook with METRICS_TOKEN
-unset (nothing counted) against set (every request timed and counted), on Redis.
+"""What the metrics cost the webhook path: the server's CPU time per POST /vapi/webhook under
+gunicorn on Redis, METRICS_TOKEN unset (nothing counted) against set (every request timed and
+counted into the workers' files, a /metrics scrape before each run).
 
-The app is called as gunicorn calls it (its WSGI callable, a prepared environ per request, a
-new call id each) in a process of its own whose PROMETHEUS_MULTIPROC_DIR is set, so the counts
-go to memory-mapped files as under gunicorn. Runs alternate (off, on, on, off, ...) so drift
-touches both alike; the figure is the ratio of the medians. CPU time (``time.process_time``)
-leaves out the waits on Redis and what other processes on the machine do to wall time: it is
-the share of the work the metrics add, an upper bound of what they take from throughput.
+Both servers run at once with gunicorn.conf.py; the load (wrk, else the Python stand-in, a new
+call id per request) goes to one at a time, in interleaved runs (off, on, on, off, ...) so drift
+touches both alike. The figure is the CPU time the server's processes (master and workers, from
+/proc) spent per request, median over the runs, on / off: unlike requests/s, it does not move
+with what other processes on the machine are doing.
 
-    .venv/bin/python -m bench.metrics_cost
+    .venv/bin/python -m bench.metrics_cost [SECONDS_PER_RUN] [ROUNDS]
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
+from pathlib import Path
 
 import redis
-from werkzeug.test import EnvironBuilder
+import requests
 
-from bench import KINDS, message
+from bench import KINDS
+from bench.throughput import python_load, workers_of, wrk
+from bench.webhook_ack import serve
 from tests.redis_server import redis_url_or_private
 
 TOKEN = "bench-metrics-token-0123456789"
-ROUNDS, REQUESTS = 10, 300
+TICKS = os.sysconf("SC_CLK_TCK")
+WORKERS = 2
 
 
-def measure(redis_url: str) -> dict:
-    """Run the measurement in its own process (prometheus-client picks its multiprocess mode
-    when first imported); its result."""
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as directory:
-        out = subprocess.run([sys.executable, "-m", "bench.metrics_cost", redis_url],
-                             env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": directory},
-                             capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
+def cpu_seconds(server: subprocess.Popen) -> float:
+    """User + system CPU of gunicorn's master and its live workers."""
+    pids = [server.pid, *map(int, Path(f"/proc/{server.pid}/task/{server.pid}/children")
+                             .read_text().split())]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS
 
 
-def _cpu_per_request(app, kind: str, run: str) -> float:
-    """Microseconds of this process's CPU per request, over REQUESTS requests."""
-    environs = [EnvironBuilder(path="/vapi/webhook", method="POST",
-                               data=message(kind, f"{run}-{i}"),
-                               content_type="application/json").get_environ()
-                for i in range(REQUESTS)]
-    statuses = []
-    started = time.process_time()
-    for environ in environs:
-        b"".join(app(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-    elapsed = time.process_time() - started
-    assert set(statuses) == {"200 OK"}, set(statuses)
-    return elapsed / REQUESTS * 1e6
-
-
-def _child(redis_url: str) -> dict:
-    import logging
-
-    from vapi_bridge import create_app
-
-    logging.disable(logging.WARNING)
+def measure(redis_url: str, seconds: int = 3, rounds: int = 6) -> dict:
+    load = wrk if shutil.which("wrk") else python_load
     prefix = f"benchmc{uuid.uuid4().hex[:6]}"
-    runs: dict[str, dict[str, list[float]]] = {kind: {"off": [], "on": []} for kind in KINDS}
+    base = {"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix}
+    # Two workers each: several processes (what the files are for), and room on a small box;
+    # never recycled, or a worker's CPU time would leave with it.
+    args = ("--workers", str(WORKERS), "--max-requests", "0")
+    servers = {"off": serve(base, args), "on": serve({**base, "METRICS_TOKEN": TOKEN}, args)}
+    runs: dict[tuple[str, str], list[float]] = {}
     try:
+        for server, _ in servers.values():
+            workers_of(server, WORKERS)
         for kind in KINDS:
-            for n in range(ROUNDS + 1):  # the first round warms up and is dropped
-                for mode in ("off", "on") if n % 2 else ("on", "off"):
-                    # The last app built says whether this process counts (metrics.init_app).
-                    app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix,
-                                      "LOG_LEVEL": "WARNING",
-                                      "METRICS_TOKEN": TOKEN if mode == "on" else None})
-                    cpu = _cpu_per_request(app, kind, f"{mode}{n}-{uuid.uuid4().hex[:6]}")
-                    if n:
-                        runs[kind][mode].append(cpu)
+            for _, url in servers.values():
+                load(url, kind, 1)  # warm up: imports, connections, pools
+            for n in range(rounds):
+                for mode in ("off", "on") if n % 2 == 0 else ("on", "off"):
+                    server, url = servers[mode]
+                    if mode == "on":
+                        scrape = requests.get(f"{url}/metrics", timeout=10,
+                                              headers={"Authorization": f"Bearer {TOKEN}"})
+                        assert scrape.status_code == 200, scrape.text
+                    before = cpu_seconds(server)
+                    result = load(url, kind, seconds)
+                    assert result["non_2xx"] == result["socket_errors"] == 0, result
+                    cpu = (cpu_seconds(server) - before) / result["requests"] * 1e6
+                    runs.setdefault((kind, mode), []).append(cpu)
     finally:
+        for server, _ in servers.values():
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
-    rows = [{"body": kind, "cpu_us_off": statistics.median(runs[kind]["off"]),
-             "cpu_us_on": statistics.median(runs[kind]["on"]), "runs": runs[kind]}
-            for kind in KINDS]
-    for row in rows:
-        row["cost"] = row["cpu_us_on"] / row["cpu_us_off"] - 1
-    return {"rounds": ROUNDS, "requests_per_run": REQUESTS, "rows": rows}
+    rows = []
+    for kind in KINDS:
+        off, on = statistics.median(runs[kind, "off"]), statistics.median(runs[kind, "on"])
+        rows.append({"body": kind, "cpu_us_off": off, "cpu_us_on": on, "cost": on / off - 1,
+                     "runs_off": runs[kind, "off"], "runs_on": runs[kind, "on"]})
+    return {"tool": "wrk" if load is wrk else "Python load generator", "seconds": seconds,
+            "rounds": rounds, "workers": WORKERS, "rows": rows}
 
 
 def print_rows(results: dict) -> None:
-    print(f"{results['rounds']} interleaved runs of {results['requests_per_run']} requests per "
-          "mode and body, the WSGI app on Redis, CPU time per request")
-    print(f"{'body':19} {'off µs':>8} {'on µs':>8} {'cost':>6}")
+    print(f"{results['tool']}, {results['rounds']} interleaved runs of {results['seconds']} s "
+          f"per mode and body, gunicorn with {results['workers']} workers on Redis; the "
+          "server's CPU per request (median)")
+    print(f"{'body':19} {'off µs':>7} {'on µs':>7} {'cost':>6}")
     for r in results["rows"]:
-        print(f"{r['body']:19} {r['cpu_us_off']:8.0f} {r['cpu_us_on']:8.0f} {r['cost']:6.1%}")
+        print(f"{r['body']:19} {r['cpu_us_off']:7.0f} {r['cpu_us_on']:7.0f} {r['cost']:6.1%}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1:  # the measuring process (see measure)
-        print(json.dumps(_child(sys.argv[1])))
-    else:
-        with redis_url_or_private() as url:
-            print_rows(measure(url))
+    with redis_url_or_private() as url:
+        print_rows(measure(url, *(int(arg) for arg in sys.argv[1:3])))

@@ -16,6 +16,7 @@ import hmac
 import time
 from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
@@ -83,17 +84,30 @@ def _started() -> None:
 
 def _answered(handled_types: Container[str]) -> Callable[[Response], Response]:
     def answered(response: Response) -> Response:
-        route = request.url_rule.rule if request.url_rule else "unmatched"  # never the raw path
-        started = g.pop("metrics_started", None)
+        started = g.get("metrics_started")
         if started is not None:
-            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+            rule = request.url_rule
+            _child(REQUEST_SECONDS, rule.rule if rule else "unmatched").observe(  # not the path
+                time.perf_counter() - started)
         if request.endpoint == "webhooks.vapi_webhook":
             kind = g.get("message_type")
-            MESSAGES.labels(kind if kind in MESSAGE_TYPES else "other",
-                            _outcome(response.status_code, kind in handled_types)).inc()
+            _child(MESSAGES, kind if kind in MESSAGE_TYPES else "other",
+                   _outcome(response.status_code, kind in handled_types)).inc()
         return response
 
     return answered
+
+
+_children: dict[tuple, Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, kept: the request path skips the library's lookup and lock
+    (the labels are bounded, so is this dict)."""
+    child = _children.get((metric, *labels))
+    if child is None:
+        child = _children[(metric, *labels)] = metric.labels(*labels)
+    return child
 
 
 def _outcome(status: int, handled: bool) -> str:
@@ -108,7 +122,7 @@ def deliveries(statuses: Mapping[str, str]) -> None:
     """A call's steps as the pipeline left them: ok, skipped, parked or dead."""
     if _counting:
         for step, status in statuses.items():
-            DELIVERIES.labels(step, status).inc()
+            _child(DELIVERIES, step, status).inc()
 
 
 def retried(step: str, outcome: str) -> None:
@@ -116,13 +130,13 @@ def retried(step: str, outcome: str) -> None:
     again: it is the same parked delivery."""
     status = {"delivered": "retried-ok", "dead": "dead"}.get(outcome)
     if _counting and status:
-        DELIVERIES.labels(step, status).inc()
+        _child(DELIVERIES, step, status).inc()
 
 
 def tool_call(tool: str, outcome: str) -> None:
     """``tool`` as the registry names it (else "unknown"); outcome ok, error or failed."""
     if _counting:
-        TOOL_CALLS.labels(tool, outcome).inc()
+        _child(TOOL_CALLS, tool, outcome).inc()
 
 
 @contextmanager
@@ -133,7 +147,7 @@ def outside(service: str) -> Iterator[None]:
         yield
     finally:
         if _counting:
-            OUTSIDE_SECONDS.labels(service).observe(time.perf_counter() - started)
+            _child(OUTSIDE_SECONDS, service).observe(time.perf_counter() - started)
 
 
 @bp.get("/metrics")
