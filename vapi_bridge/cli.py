@@ -1,6 +1,7 @@
 """Operations commands: ``flask --app wsgi vapi-bridge <command>``.
 
-``check`` tries every configured service once; ``replay`` delivers a call read from Vapi;
+``check`` tries every configured service once; ``vapi-setup`` makes Vapi's credential, tools
+and assistants match (``vapi_setup.py``); ``replay`` delivers a call read from Vapi;
 ``outbox`` lists parked (or dead) deliveries; ``retry`` runs one pass over them; ``worker``
 runs a pass every ``WORKER_INTERVAL_SECONDS`` until SIGTERM/SIGINT.
 """
@@ -21,7 +22,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import crm_steps, pipeline
+from . import crm_steps, pipeline, vapi_setup, vapi_setup_report
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -31,7 +32,8 @@ from .outbox import Job
 from .storage import CallBelongsToAnotherClient, StorageError
 
 log = logging.getLogger(__name__)
-cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, replay, outbox, retry, worker.")
+cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, vapi-setup, replay, outbox,"
+               " retry, worker.")
 
 
 def register(app: Flask) -> None:
@@ -62,8 +64,10 @@ def check() -> None:
     ctx = current_context()
     results = [_check_store(ctx)]
     for client in ctx.settings.clients:
-        results += [*_check_ghl(ctx, client), _check_slack(ctx, client)]
+        results += [*_check_ghl(ctx, client), *_check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
+    if results[-1].startswith("OK"):  # per assistant: what vapi-setup would change
+        results += vapi_setup_report.check(ctx.integrations.vapi, ctx.settings)
     for line in results:
         click.echo(line)
     if any(line.startswith("FAIL") for line in results):
@@ -133,22 +137,42 @@ def _scope_fix(client: Client, scope: str, exc: Exception, first: bool) -> str:
     return fix
 
 
-def _check_slack(ctx: Context, client: Client) -> str:
+def _check_slack(ctx: Context, client: Client) -> list[str]:
     name = f"slack ({client.name})"
     slack = ctx.integrations.slack(client)
     if slack is None:
-        return f"SKIP {name}: not configured"
+        return [f"SKIP {name}: not configured"]
     if client.slack_webhook_url:
-        return f"SKIP {name}: an incoming webhook cannot be tested without posting a message"
+        return [f"SKIP {name}: an incoming webhook cannot be tested without posting a message",
+                *([f"WARN {name} files:write (recording uploads): an incoming webhook cannot"
+                   " upload files -> use a bot token (xoxb-..., scopes chat:write, files:write)"]
+                  if client.slack_upload_recording else [])]
+    answers: list[dict[str, Any]] = []
 
     def identify() -> str:
-        answer = slack.auth_test()
-        return f"team {answer.get('team')}, bot user {answer.get('user')}"
+        answers.append(slack.auth_test())
+        return f"team {answers[0].get('team')}, bot user {answers[0].get('user')}"
 
-    return _probe(name, identify,
-                  unreachable="Slack unreachable: check SLACK_API_BASE_URL and the network",
-                  refused=_client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
-                                      "slack_bot_token"))
+    lines = [_probe(name, identify,
+                    unreachable="Slack unreachable: check SLACK_API_BASE_URL and the network",
+                    refused=_client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
+                                        "slack_bot_token"))]
+    if answers and client.uploads_recording:
+        lines.append(_upload_scope(client, answers[0].get("scopes")))
+    return lines
+
+
+def _upload_scope(client: Client, scopes: list[str] | None) -> str:
+    """Whether the token may upload the recordings (auth.test's x-oauth-scopes header)."""
+    name = f"slack ({client.name}) files:write (recording uploads)"
+    if scopes is None:
+        return f"SKIP {name}: not verifiable (Slack sent no x-oauth-scopes header)"
+    if "files:write" in scopes:
+        return f"OK   {name}"
+    token = ("SLACK_BOT_TOKEN" if client.name == DEFAULT_NAME
+             else f"slack_bot_token of client {client.name!r}")
+    return (f"FAIL {name}: the token lacks files:write -> add the scope files:write to the"
+            f" token in {token} (reinstall the Slack app), or turn slack_upload_recording off")
 
 
 def _check_vapi(ctx: Context) -> str:
@@ -158,6 +182,29 @@ def _check_vapi(ctx: Context) -> str:
     return _probe("vapi", lambda: vapi.check() or "",
                   unreachable="Vapi unreachable: check VAPI_API_BASE_URL and the network",
                   refused="set VAPI_API_KEY to a Vapi private API key")
+
+
+# vapi-setup
+@cli.command("vapi-setup")
+@click.option("--url", help="The bridge's public https://host (default PUBLIC_URL).")
+@click.option("--client", "client_name", help="Only this client (default: every client with"
+              " assistant_ids).")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--keep-server-messages", is_flag=True, help="Leave serverMessages as they are.")
+def vapi_setup_command(url: str | None, client_name: str | None, dry_run: bool, yes: bool,
+                       keep_server_messages: bool) -> None:
+    """Create or update each client's Vapi credential and tools, and point its assistants here."""
+    ctx = current_context()
+    if ctx.integrations.vapi is None:
+        raise click.ClickException("Vapi is not configured -> set VAPI_API_KEY")
+    try:
+        ok = vapi_setup_report.run(ctx.integrations.vapi, ctx.settings, url, client_name,
+                                   dry_run=dry_run, yes=yes, keep=keep_server_messages)
+    except vapi_setup.SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
+        sys.exit(1)
 
 
 def _probe(name: str, call: Callable[[], str], *, unreachable: str, refused: str) -> str:
@@ -236,7 +283,7 @@ def outbox(dead: bool, as_json: bool) -> None:
         click.echo(count_line, err=True)  # stdout stays pure JSON lines
         return
     when = "DIED AT" if dead else "DUE AT"
-    click.echo(f"{'CALL ID':<38} {'STEP':<6} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
+    click.echo(f"{'CALL ID':<38} {'STEP':<9} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
     for job in jobs:
         click.echo(_row(job))
     click.echo(count_line)
@@ -245,7 +292,7 @@ def outbox(dead: bool, as_json: bool) -> None:
 def _row(job: Job) -> str:
     at = _iso(job.dead_at if job.dead_at else job.due_at)
     error = (job.last_error or "")[:70]
-    return (f"{job.call_id:<38} {job.step:<6} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
+    return (f"{job.call_id:<38} {job.step:<9} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
             f" {error}")
 
 

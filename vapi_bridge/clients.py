@@ -8,6 +8,7 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,10 +50,12 @@ class Client:
     ghl_calendar_id: str | None = None
     vapi_assistant_id: str | None = None  # for calls started from GoHighLevel
     vapi_phone_number_id: str | None = None
+    vapi_credential_id: str | None = None  # the Vapi credential vapi-setup attaches, if given
     default_country: str = "US"  # how to read a phone number written without +country
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_upload_recording: bool = False  # the recording as a file in the message's thread
     timezone: str = "UTC"
     ghl_incoming_webhook_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
     outcome_tags: Mapping[str, str] = field(default_factory=dict)
@@ -67,12 +70,27 @@ class Client:
     stage_allow_backwards: bool = False
 
     @property
+    def key(self) -> str:
+        """The client in a store key or a marker: names are free text, so a digest."""
+        return name_digest(self.name)
+
+    @property
     def has_ghl(self) -> bool:
         return bool(self.ghl_api_key and self.ghl_location_id)
 
     @property
     def has_slack(self) -> bool:
         return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel_id))
+
+    @property
+    def uploads_recording(self) -> bool:
+        """The option on and a bot token posting (an incoming webhook cannot upload files)."""
+        return bool(self.slack_upload_recording and not self.slack_webhook_url
+                    and self.slack_bot_token and self.slack_channel_id)
+
+
+def name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 class ClientDirectory:
@@ -137,11 +155,13 @@ class _ClientSchema(Schema):
     ghl_calendar_id = fields.String()
     vapi_assistant_id = fields.String()
     vapi_phone_number_id = fields.String()
+    vapi_credential_id = fields.String(validate=validate.Length(min=1))
     default_country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), load_default="US")
     slack_channel_id = fields.String()
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
     slack_webhook_url = fields.Url(schemes={"https", "http"}, require_tld=False)
+    slack_upload_recording = fields.Boolean(truthy={True}, falsy={False})
     timezone = fields.String(load_default="UTC", validate=lambda name: _known_zone(name))
     ghl_incoming_webhook_urls = fields.Dict(
         keys=fields.String(validate=validate.OneOf(WEBHOOK_KINDS)),
@@ -257,6 +277,7 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
+        slack_upload_recording=_flag(env, "SLACK_UPLOAD_RECORDING"),
         ghl_incoming_webhook_urls=MappingProxyType({k: v for k, v in urls.items() if v}),
     )
 
@@ -305,6 +326,13 @@ def _known_zone(name: str) -> bool:
 def _env(env: Mapping[str, Any], name: str) -> str | None:
     value = str(env.get(name) or "").strip()
     return value or None
+
+
+def _flag(env: Mapping[str, Any], name: str) -> bool:
+    value = (_env(env, name) or "false").lower()
+    if value not in ("true", "false"):
+        raise ClientConfigError(f"{name} must be true or false (got {value!r})")
+    return value == "true"
 
 
 def _flatten(messages: Any) -> str:

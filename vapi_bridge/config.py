@@ -65,6 +65,9 @@ class Settings:
         default_factory=lambda: ClientDirectory([], Client(DEFAULT_NAME)))
     vapi_api_key: str | None = field(default=None, repr=False)
     vapi_api_base_url: str = "https://api.vapi.ai"
+    # vapi-setup: the bridge's public address, and a Vapi credential every client may share.
+    public_url: str | None = None
+    vapi_server_credential_id: str | None = None
     ghl_api_base_url: str = "https://services.leadconnectorhq.com"
     slack_api_base_url: str = "https://slack.com/api/"
     ghl_app_base_url: str = "https://app.gohighlevel.com"
@@ -74,6 +77,7 @@ class Settings:
     pipeline_deadline: float = 15.0
     tool_deadline: float = 8.0
     http_timeout: float = 10.0
+    recording_max_bytes: int = 25 * 1024 * 1024  # larger recordings stay a link (issue 17)
     # The outbox: parked deliveries, retried with backoff, then dead letters.
     retry_max_attempts: int = 8
     retry_base_delay: float = 60.0
@@ -194,6 +198,10 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
+    public_url = get("PUBLIC_URL")
+    if public_url:
+        _check_url("PUBLIC_URL", public_url, ("https", "http"))
+
     admin_token, metrics_token = _token(get, "ADMIN_TOKEN"), _token(get, "METRICS_TOKEN")
     webhook_token, hmac_secret = get("WEBHOOK_TOKEN"), get("VAPI_WEBHOOK_HMAC_SECRET")
     # A client's own secret must not be a global one: it could not say whose request it is.
@@ -243,6 +251,8 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         clients=clients,
         vapi_api_key=get("VAPI_API_KEY"),
         vapi_api_base_url=base_urls["VAPI_API_BASE_URL"].rstrip("/"),
+        public_url=public_url.rstrip("/") if public_url else None,
+        vapi_server_credential_id=get("VAPI_SERVER_CREDENTIAL_ID"),
         ghl_api_base_url=base_urls["GHL_API_BASE_URL"].rstrip("/"),
         slack_api_base_url=base_urls["SLACK_API_BASE_URL"].rstrip("/") + "/",
         ghl_app_base_url=base_urls["GHL_APP_BASE_URL"].rstrip("/"),
@@ -252,6 +262,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         pipeline_deadline=_number(get, "PIPELINE_DEADLINE_SECONDS", float, 15.0),
         tool_deadline=_number(get, "TOOL_DEADLINE_SECONDS", float, 8.0),
         http_timeout=_number(get, "HTTP_TIMEOUT_SECONDS", float, 10.0),
+        recording_max_bytes=_number(get, "RECORDING_MAX_BYTES", int, 25 * 1024 * 1024),
         retry_max_attempts=_number(get, "RETRY_MAX_ATTEMPTS", int, 8),
         retry_base_delay=_number(get, "RETRY_BASE_DELAY_SECONDS", float, 60.0),
         worker_interval=_number(get, "WORKER_INTERVAL_SECONDS", float, 30.0),

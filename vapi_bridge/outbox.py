@@ -1,6 +1,6 @@
 """Deliveries that could not be made now: parked in the store, retried later, never dropped.
 
-A job is one step (``note``, ``tags``, ``slack``) of one ended call. Keys:
+A job is one step (``note``, ``tags``, ``slack``, ``recording``) of one ended call. Keys:
 ``<prefix>:outbox:due`` (sorted set of ``<callId>:<step>`` by due time),
 ``<prefix>:outbox:dead`` (the same, by time of death) and
 ``<prefix>:outbox:job:<callId>:<step>`` (the job as JSON, with the report to deliver).
@@ -24,7 +24,7 @@ from .storage import StateStore
 
 log = logging.getLogger(__name__)
 
-STEPS = ("note", "tags", "slack", "fields", "stage")
+STEPS = ("note", "tags", "slack", "fields", "stage", "recording")
 JOB_TTL = 8 * 86400  # longer than the whole backoff schedule, plus a week to look at the dead
 LEASE_SECONDS = 300  # a drainer's hold on a job; a crashed drainer's job is free after it
 BACKOFF_FACTOR = 3  # 60 s, 3 min, 9 min, 27 min, 81 min, 4 h, 12 h: about a day in 8 attempts
@@ -138,6 +138,12 @@ class Outbox:
         parked, dead = self.state.backend.zcard_many([self.due_key, self.dead_key])
         return {"parked": parked, "dead": dead}
 
+    def jobs_of(self, call_id: str) -> list[Job]:
+        """The call's parked and dead jobs, in step order: one MGET."""
+        values = self.state.backend.get_many([self._job_key(f"{call_id}:{step}")
+                                              for step in STEPS])
+        return [_job(value) for value in values if value]
+
     def counts(self) -> dict[str, int]:
         due = self.state.backend.zrange_by_score(self.due_key, max_score=self.clock())
         return {**self.sizes(), "due": len(due)}
@@ -207,13 +213,31 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
     for member, score in pending:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        outcome = _try(outbox, member, score, deliver)
-        setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
-        if progress and outcome[1]:
-            progress(outcome[1], outcome[0])
+        _tally(summary, _try(outbox, member, score, deliver), progress)
     if summary.seen:
         log.info("[OUTBOX] Drained %s", summary)
     return summary
+
+
+def drain_call(outbox: Outbox, call_id: str,
+               deliver: Callable[[Job], tuple[bool, str | None, bool]], *,
+               progress: Callable[[Job, str], None] | None = None) -> DrainSummary:
+    """Try every parked or dead step of one call now, as ``drain`` would (a dead one gets a
+    new round of attempts first); the lease and the steps' claims make a click safe."""
+    summary = DrainSummary()
+    for job in outbox.jobs_of(call_id):
+        if job.dead_at:
+            job = outbox.revive(job)
+        _tally(summary, _try(outbox, job.member, job.due_at, deliver), progress)
+    log.info("[OUTBOX] Delivered again callId=%s: %s", call_id, summary)
+    return summary
+
+
+def _tally(summary: DrainSummary, outcome: tuple[str, Job | None],
+           progress: Callable[[Job, str], None] | None) -> None:
+    setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
+    if progress and outcome[1]:
+        progress(outcome[1], outcome[0])
 
 
 def _try(outbox: Outbox, member: str, listed_due: float, deliver) -> tuple[str, Job | None]:

@@ -1,5 +1,5 @@
 """The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack
-(| fields | stage for a client with those maps: crm_steps.py).
+(-> recording, once the message is posted: recording.py) | fields | stage (crm_steps.py).
 
 It runs inside the request (on Vercel, work after the response may never run) and
 stays within ``PIPELINE_DEADLINE_SECONDS``. A step that failed with a retryable error,
@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import crm_steps, logs, metrics, render
+from . import crm_steps, logs, metrics, recording, render
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
 from .integrations import DeliveryError
-from .outbox import DrainSummary, Job, Outbox, drain
+from .outbox import DrainSummary, Job, Outbox, drain, drain_call
 from .report import CallReport
 from .vapi.messages import InvalidPayload, validate
 from .vapi.schemas import EndOfCallReportSchema
@@ -49,6 +49,7 @@ class StepResult:
     last_error: str | None = None
     retryable: bool = True
     due_at: float | None = None
+    detail: dict[str, Any] | None = None  # what the step kept (the Slack message's thread_ts)
 
     @classmethod
     def failed(cls, error: Exception) -> StepResult:
@@ -65,7 +66,7 @@ class StepResult:
             data["due_at"] = self.due_at
         if self.status in ("failed", "dead"):
             data["retryable"] = self.retryable
-        return data
+        return {**data, **(self.detail or {})}
 
 
 def receive(report: CallReport, ctx: Context, *,
@@ -133,6 +134,10 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
         "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
         "slack": no_slack or (lambda: _slack(report, client, contact_id, ctx)),
     }
+    if client.uploads_recording and not no_slack:
+        steps["slack"], steps["recording"] = recording.after(
+            steps["slack"], lambda: _recording(report, client, contact_id, ctx),
+            waiting=lambda: StepResult("pending", 0, "waits for the Slack message"))
     if client.field_map or client.call_fields:
         steps["fields"] = no_contact or (lambda: _fields(report, client, contact_id, ctx))
     if client.stage_map:
@@ -147,11 +152,12 @@ def _record(report: CallReport, ctx: Context, contact_id: str | None,
     metrics.deliveries({name: result.status for name, result in results.items()})
     metadata = {**report.to_metadata(), "client": ctx.client.name,
                 "contact_id": contact_id or report.contact_id, "delivery": delivery}
+    counted = [f"step-{result.status}" for result in results.values()]  # the hourly picture
     if summary:
         ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata,
-                              client=ctx.client.name)
+                              client=ctx.client.name, count=counted)
     else:
-        ctx.state.store_metadata(report.call_id, metadata)
+        ctx.state.store_metadata(report.call_id, metadata, count=counted)
     log.info("[END_OF_CALL] Delivered callId=%s client=%s outcome=%s %s", report.call_id,
              ctx.client.name, report.outcome,
              " ".join(f"{name}={result.status}" for name, result in results.items()))
@@ -193,7 +199,7 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
     if contact_id is not None:
         report = with_contact(report, contact_id)
         contact_id = report.contact_id
-    if job.step != "slack" and not contact_id:
+    if job.step not in ("slack", "recording") and not contact_id:
         contact_id, result = resolve_contact(report, client, ctx)
     if result is None:
         result = STEPS[job.step](report, client, contact_id, ctx)
@@ -201,14 +207,17 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
 
 
 def drain_outbox(ctx: Context, *, progress: Callable[[Job, str], None] | None = None,
-                 **options: Any) -> DrainSummary:
-    """One pass of the outbox (options: see ``outbox.drain``); its summary."""
+                 call_id: str | None = None, **options: Any) -> DrainSummary:
+    """One pass of the outbox (options: see ``outbox.drain``), or with ``call_id`` every
+    parked or dead step of that call, now; its summary."""
     def after(job: Job, outcome: str) -> None:
         _update_delivery(ctx, job, outcome)
         metrics.retried(job.step, outcome)
         if progress:
             progress(job, outcome)
 
+    if call_id is not None:
+        return drain_call(outbox(ctx), call_id, lambda job: redeliver(job, ctx), progress=after)
     return drain(outbox(ctx), lambda job: redeliver(job, ctx), progress=after, **options)
 
 
@@ -220,7 +229,7 @@ def _update_delivery(ctx: Context, job: Job, outcome: str) -> None:
     result = (StepResult("ok", job.attempts + 1) if outcome == "delivered"
               else _as_result(job, job.dead_at is None))
     metadata.setdefault("delivery", {})[job.step] = result.to_dict()
-    ctx.state.store_metadata(job.call_id, metadata)
+    ctx.state.store_metadata(job.call_id, metadata, count=[f"step-{result.status}"])
 
 
 def fill_gaps(report: CallReport, ctx: Context) -> CallReport:
@@ -328,21 +337,29 @@ def _guarded(name: str, step) -> StepResult:
         return StepResult.failed(exc)
 
 
-def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver) -> StepResult:
-    """Claim, deliver, mark done; give the claim back if delivery failed."""
+def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver, *,
+          keeps: bool = False) -> StepResult:
+    """Claim, deliver, mark done; give the claim back if delivery failed. With ``keeps``, what
+    ``deliver`` returns is kept with the done mark and shown in the delivery record
+    (``{"skipped": why}``: done, as skipped)."""
     if not ctx.state.claim(kind, *ids, ttl=DELIVERY_LEASE_SECONDS):
         if ctx.state.is_done(kind, *ids):
             return StepResult("ok", 0)  # delivered by an earlier delivery of this report
         return StepResult("pending", 0, "another delivery holds the claim")
     try:
-        deliver()
+        kept = deliver()
     except DeliveryError as exc:
         ctx.state.release(kind, *ids)
         log.warning("[END_OF_CALL] %s failed callId=%s retryable=%s: %s", kind, ids[0],
                     exc.retryable, exc)
         return StepResult.failed(exc)
-    ctx.state.mark_done(kind, *ids)
-    return StepResult("ok", 1)
+    if not (keeps and kept):
+        ctx.state.mark_done(kind, *ids)
+        return StepResult("ok", 1)
+    ctx.state.store_answer(kind, ids, kept)
+    if "skipped" in kept:
+        return StepResult("skipped", 1, kept["skipped"])
+    return StepResult("ok", 1, detail=kept)
 
 
 def _note(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
@@ -366,7 +383,14 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     link = render.contact_url(ctx.settings.ghl_app_base_url, client, contact_id)
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)
-    return _once(ctx, "slack", (report.call_id,), lambda: slack.post(text, blocks))
+    return _once(ctx, "slack", (report.call_id,),
+                 lambda: recording.thread(slack.post(text, blocks)), keeps=client.uploads_recording)
+
+
+def _recording(report: CallReport, client: Client, contact_id: str | None,
+               ctx: Context) -> StepResult:
+    return _once(ctx, "recording", (report.call_id,), lambda: recording.upload(report, client, ctx),
+                 keeps=True)
 
 
 def _fields(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
@@ -385,4 +409,5 @@ def _stage(report: CallReport, client: Client, contact_id: str, ctx: Context) ->
                  lambda: crm_steps.move_stage(report, client, contact_id, ghl))
 
 
-STEPS = {"note": _note, "tags": _tags, "slack": _slack, "fields": _fields, "stage": _stage}
+STEPS = {"note": _note, "tags": _tags, "slack": _slack, "fields": _fields, "stage": _stage,
+         "recording": _recording}
