@@ -5,7 +5,9 @@
    (bench.storage_round_trips.per_message), against the targets;
 3. resident memory over 1,000,000 calls on the dict store (bench.memory, its own process);
 4. outside HTTP requests per end-of-call-report, everything configured against local
-   fakes (bench.delivery_cost).
+   fakes (bench.delivery_cost);
+5. what the metrics cost the webhook path, METRICS_TOKEN unset against set
+   (bench.metrics_cost).
 
 Uses REDIS_URL if set, else a private redis-server. BENCH_SECONDS sets the wrk duration
 per case (default 5), BENCH_CALLS the memory run's calls (default 1,000,000).
@@ -22,7 +24,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import delivery_cost, storage_round_trips, throughput
+from bench import delivery_cost, metrics_cost, storage_round_trips, throughput
 from tests.redis_server import redis_url_or_private
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -68,6 +70,7 @@ def main() -> None:
         if memory.returncode:
             raise SystemExit("bench.memory failed")
         results["memory"] = json.loads(out)
+        results["metrics_cost"] = metrics_cost.measure(url)  # CPU-timed: after the memory run
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
     m = results["machine"]
@@ -82,6 +85,8 @@ def main() -> None:
     print_memory(results["memory"])
     print("\nOne end-of-call-report, GoHighLevel + Slack + Vapi API configured (local fakes)")
     delivery_cost.print_rows(results["outside_calls"])
+    print("\nMetrics on the webhook path")
+    metrics_cost.print_rows(results["metrics_cost"])
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd())}")
 
 

@@ -49,6 +49,7 @@ SETTING_NAMES = (
     "ADMIN_TOKEN", "LOG_FORMAT", "VERCEL", "TRUSTED_PROXIES", "ALLOW_UNAUTHENTICATED_WEBHOOKS",
     "SLACK_UPLOAD_RECORDING", "RECORDING_MAX_BYTES",
     "PUBLIC_URL", "VAPI_SERVER_CREDENTIAL_ID",
+    "METRICS_TOKEN", "PROMETHEUS_MULTIPROC_DIR",
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())

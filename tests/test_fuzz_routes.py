@@ -30,7 +30,11 @@ STATUS_PAGES = ("admin.", "calls.")  # endpoints behind ADMIN_TOKEN (the status 
 
 @pytest.fixture
 def app(vapi_api):
-    """Vapi's API is a local fake, so /ghl/outbound-call and pull-metadata go all the way."""
+    """Vapi's API is a local fake, so /ghl/outbound-call and pull-metadata go all the way (it
+    knows the two ended calls near_pull names: reaching them needs no earlier outbound call)."""
+    for call_id in ("call-1", "call-2"):  # the ids near_pull draws
+        vapi_api.calls[call_id] = {"id": call_id, "status": "ended", "assistantId": "asst-1",
+                                   "endedReason": "customer-ended-call"}
     return create_app({"WEBHOOK_TOKEN": TOKEN, "CRON_SECRET": CRON_SECRET,
                        "ADMIN_TOKEN": ADMIN_TOKEN, "VAPI_API_BASE_URL": vapi_api.url,
                        "VAPI_API_KEY": vapi_api.api_key, "VAPI_ASSISTANT_ID": "asst-1",

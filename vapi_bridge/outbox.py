@@ -133,6 +133,11 @@ class Outbox:
         values = self.state.backend.get_many([self._job_key(m) for m in members])
         return [_job(value) for value in values if value]
 
+    def sizes(self) -> dict[str, int]:
+        """Parked and dead jobs, in one round trip."""
+        parked, dead = self.state.backend.zcard_many([self.due_key, self.dead_key])
+        return {"parked": parked, "dead": dead}
+
     def jobs_of(self, call_id: str) -> list[Job]:
         """The call's parked and dead jobs, in step order: one MGET."""
         values = self.state.backend.get_many([self._job_key(f"{call_id}:{step}")
@@ -140,9 +145,8 @@ class Outbox:
         return [_job(value) for value in values if value]
 
     def counts(self) -> dict[str, int]:
-        backend = self.state.backend
-        return {"parked": backend.zcard(self.due_key), "dead": backend.zcard(self.dead_key),
-                "due": len(backend.zrange_by_score(self.due_key, max_score=self.clock()))}
+        due = self.state.backend.zrange_by_score(self.due_key, max_score=self.clock())
+        return {**self.sizes(), "due": len(due)}
 
     @contextmanager
     def lease(self, member: str) -> Iterator[Job | None]:

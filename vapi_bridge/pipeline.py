@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import crm_steps, logs, recording, render
+from . import crm_steps, logs, metrics, recording, render
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
@@ -149,6 +149,7 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
 def _record(report: CallReport, ctx: Context, contact_id: str | None,
             results: dict[str, StepResult], *, summary: bool = False) -> dict[str, dict[str, Any]]:
     delivery = {name: result.to_dict() for name, result in results.items()}
+    metrics.deliveries({name: result.status for name, result in results.items()})
     metadata = {**report.to_metadata(), "client": ctx.client.name,
                 "contact_id": contact_id or report.contact_id, "delivery": delivery}
     counted = [f"step-{result.status}" for result in results.values()]  # the hourly picture
@@ -211,6 +212,7 @@ def drain_outbox(ctx: Context, *, progress: Callable[[Job, str], None] | None = 
     parked or dead step of that call, now; its summary."""
     def after(job: Job, outcome: str) -> None:
         _update_delivery(ctx, job, outcome)
+        metrics.retried(job.step, outcome)
         if progress:
             progress(job, outcome)
 

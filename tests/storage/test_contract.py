@@ -271,6 +271,14 @@ def test_zrem_and_zcard(store: StateStore):
     assert backend.zrange_by_score(key) == [("b", 2.0)]
 
 
+def test_zcard_many_in_order(store: StateStore):
+    backend = store.backend
+    backend.zadd(store.key("z1"), "a", 1)
+    backend.zadd(store.key("z1"), "b", 2)
+    backend.zadd(store.key("z2"), "a", 1)
+    assert backend.zcard_many([store.key("z2"), store.key("none"), store.key("z1")]) == [1, 0, 2]
+
+
 def test_a_sorted_set_expires(store: StateStore):
     key = store.key("z")
     store.backend.zadd(key, "a", 1, ex=1)

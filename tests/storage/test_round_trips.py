@@ -9,6 +9,7 @@ import pytest
 
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
+from vapi_bridge.outbox import Outbox
 from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
 from vapi_bridge.storage.base import SET_OR_GET_LUA
 
@@ -84,6 +85,19 @@ def test_rest_call_report_and_status_are_one_round_trip_each(store: StateStore, 
     assert [command[0] for command in bodies[1]] == ["ZADD", "EXPIRE"]  # one /pipeline each
     assert [command[0] for command in bodies[2]] == ["ZADD", "EXPIRE"]
     assert store.get_status("c1") == "ended"
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_outbox_sizes_are_one_round_trip(store: StateStore, redis_client):
+    store.backend.ping()
+    assert _redis_cost(redis_client, Outbox(store).sizes) == ({"zcard": 2}, 1)  # a /metrics scrape
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_outbox_sizes_are_one_round_trip(store: StateStore, upstash):
+    assert Outbox(store).sizes() == {"parked": 0, "dead": 0}
+    [body] = upstash.commands()
+    assert body == [["ZCARD", store.key("outbox", "due")], ["ZCARD", store.key("outbox", "dead")]]
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)

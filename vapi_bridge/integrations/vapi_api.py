@@ -8,6 +8,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from .. import metrics
 from ..ids import url_path
 from . import DeliveryError, http_error, status_error
 
@@ -80,7 +81,8 @@ class VapiApi:
         """
         url = self.base_url + url_path(path, *ids)
         try:
-            response = self._session.request(method, url, timeout=self._timeout, **kwargs)
+            with metrics.outside("vapi"):
+                response = self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             raise http_error("vapi", exc) from None
         if not_found_ok and response.status_code == 404:

@@ -97,6 +97,10 @@ class Backend(ABC):
     def zcard(self, key: str) -> int: ...
 
     @abstractmethod
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        """The sizes of several sorted sets in one round trip."""
+
+    @abstractmethod
     def ttl(self, key: str) -> int:
         """Seconds left, -1 for a key without expiry, -2 for a missing key (Redis's TTL)."""
 

@@ -131,6 +131,9 @@ class FallbackBackend(Backend):
     def zcard(self, key: str) -> int:
         return self._use("zcard", key)
 
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        return self._use("zcard_many", keys)
+
     def ttl(self, key: str) -> int:
         return self._use("ttl", key)
 

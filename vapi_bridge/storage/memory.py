@@ -143,6 +143,10 @@ class MemoryBackend(Backend):
         with self._lock:
             return len(self._zset(key)[0])
 
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [len(self._zset(key)[0]) for key in keys]
+
     def ttl(self, key: str) -> int:
         with self._lock:
             entry = self._live(key)

@@ -152,6 +152,13 @@ class RedisBackend(Backend):
         with _wrapped():
             return int(self._client.zcard(key))
 
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        with _wrapped():
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zcard(key)
+            return [int(size) for size in pipe.execute()]
+
     def ttl(self, key: str) -> int:
         with _wrapped():
             return int(self._client.ttl(key))

@@ -107,6 +107,9 @@ class RestBackend(Backend):
     def zcard(self, key: str) -> int:
         return int(self._command("ZCARD", key))
 
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        return [int(size) for size in self._pipeline([["ZCARD", key] for key in keys])]
+
     def ttl(self, key: str) -> int:
         return int(self._command("TTL", key))
 

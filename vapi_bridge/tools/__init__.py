@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from .. import metrics
 from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
@@ -108,7 +109,16 @@ def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
 
 
 def _execute(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
-    """(answer, whether to keep it for repeats). Arguments never reach the log."""
+    """(answer, whether to keep it for repeats), counted: ok, error (said to the caller and
+    kept) or failed (an outage or a crash: Vapi's next delivery runs it again)."""
+    answer, keep = _answer(call, ctx)
+    metrics.tool_call(call.name if call.name in REGISTRY else "unknown",
+                      "ok" if "result" in answer else "error" if keep else "failed")
+    return answer, keep
+
+
+def _answer(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
+    """Arguments never reach the log."""
     function = REGISTRY.get(call.name or "")
     if function is None:
         return {"error": f"Unknown tool: {one_line(call.name or '(no name)')}"}, True

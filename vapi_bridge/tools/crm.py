@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
+from .. import metrics
 from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError, http_error, status_error
@@ -298,7 +299,8 @@ def _post_workflow(ctx: Context, url: str, action: str, fields: dict[str, Any]) 
     body = {key: value for key, value in fields.items() if value is not None}
     body |= {"action": action, "timestamp": _now()}
     try:  # one attempt: a workflow run twice is worse than a retry the assistant asks for
-        response = requests.post(url, json=body, timeout=ctx.settings.http_timeout)
+        with metrics.outside("ghl"):
+            response = requests.post(url, json=body, timeout=ctx.settings.http_timeout)
     except requests.RequestException as exc:
         raise http_error(WORKFLOW, exc) from None
     if not response.ok:
