@@ -1,5 +1,5 @@
-"""The contact's opportunity in a pipeline, for ``update_stage``: asked for explicitly, read
-to the last page, chosen the same way whatever order GoHighLevel answers in.
+"""``update_stage``'s work: the contact's opportunity in a pipeline, asked for explicitly, read
+to the last page, chosen the same way whatever order GoHighLevel answers in, then moved.
 
 ``GET /opportunities/search`` documents ``order`` without a default and ``status`` without a
 default (``open|won|lost|abandoned|all``), and ``limit`` 20 by default, "maximum up to 100".
@@ -17,12 +17,38 @@ from typing import Any
 
 from ..integrations.ghl import GhlClient
 from ..vapi.schemas import parse_time
+from .contacts import Contact, display_name, ghl_id
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the spec's maximum for ``limit``
 MAX_PAGES = 10  # 1,000 opportunities of one contact in one pipeline: enough, and bounded
 _NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def move_to_stage(ghl: GhlClient, contact: Contact, pipeline_id: str, stage_id: str,
+                  note: str | None, *, unnamed: str | None) -> str:
+    """The contact's opportunity into the stage (created there if it has none), then the note;
+    what was done, to be said. ``unnamed`` names a new opportunity of a contact without a name."""
+    chosen = find_opportunity(ghl, contact.id, pipeline_id)
+    if chosen is None:
+        # A kept id comes without the contact's name: read only when it is needed.
+        record = contact.record if contact.record is not None else (
+            ghl.request("GET", "/contacts/{}", contact.id).get("contact") or {})
+        ghl.request("POST", "/opportunities/", json={
+            "pipelineId": pipeline_id, "locationId": ghl.location_id,
+            "name": display_name(record) or unnamed, "status": "open",
+            "contactId": contact.id, "pipelineStageId": stage_id})
+        said = "A new opportunity was created in that stage."
+    elif chosen.get("pipelineStageId") == stage_id:
+        said = "The opportunity is already in that stage."
+    else:
+        ghl.request("PUT", "/opportunities/{}", ghl_id(chosen), json={"pipelineStageId": stage_id})
+        said = "The opportunity was moved to that stage."
+    if note:
+        ghl.add_note(contact.id, note)
+        said += " The note is added."
+    return said
 
 
 def find_opportunity(ghl: GhlClient, contact_id: str, pipeline_id: str) -> dict[str, Any] | None:
