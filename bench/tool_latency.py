@@ -13,7 +13,6 @@ within one GoHighLevel round trip + 50 ms.
 from __future__ import annotations
 
 import json
-import logging
 import statistics
 import time
 import uuid
@@ -22,13 +21,13 @@ from typing import Any
 
 import redis
 
+from bench import run_alone
 from tests.fakes.ghl_calendar import FakeGhlCalendar
 from tests.fakes.ghl_crm import FakeGhlCrm
-from tests.redis_server import redis_url_or_private
 from vapi_bridge import create_app
 
 DELAY = 0.3  # seconds GoHighLevel takes to answer each request
-REPEATS = 3
+REPEATS = 5
 TARGET_MS = DELAY * 1000 + 50
 CALLER = "+14155550123"
 LOCATION = "loc-bench"
@@ -112,11 +111,5 @@ def print_rows(rows: list[dict]) -> None:
               f"{'yes' if r['later_ms'] <= TARGET_MS else 'no':>16}")
 
 
-def main() -> None:
-    logging.disable(logging.WARNING)
-    with redis_url_or_private() as url:
-        print_rows(measure(url))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, print_rows)

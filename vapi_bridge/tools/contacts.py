@@ -30,6 +30,7 @@ from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
+from ..logs import cut, redact
 from ..phones import to_e164
 from . import client_key
 
@@ -64,7 +65,8 @@ def with_contact(ctx: Context, ghl: GhlClient, phone: str | None,
                     raise
                 ctx.state.forget_caller_contact(*call)
                 log.info("[TOOLS] The caller's kept contact is not usable (%s): searching again"
-                         " requestId=%s callId=%s", exc, ctx.request_id, ctx.call_id)
+                         " requestId=%s callId=%s", redact(cut(str(exc), 200)), ctx.request_id,
+                         ctx.call_id)
     found = search()
     if found is None:
         return None
