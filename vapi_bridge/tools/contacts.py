@@ -15,8 +15,8 @@ a later tool of the same call makes only its own request. Where the id comes fro
 
 Only for the caller: a ``phone`` naming another number, or an email alone, searches as
 before and keeps nothing. A kept id GoHighLevel no longer knows (404, or the 400 "not found"
-it answers for an unknown contact) is forgotten, searched for again, and the tool's request
-made once more.
+it answers for an unknown contact) or will not show this client (403, or a record of another
+location) is forgotten, searched for again, and the tool's request made once more.
 """
 
 from __future__ import annotations
@@ -116,5 +116,6 @@ def gone(exc: Exception) -> bool:
     """Whether a failure says the contact is not (or no longer) there for this client."""
     if isinstance(exc, NotThisClients):
         return True
+    # 403: a location the token cannot reach (reference A7), so not this client's contact.
     status = getattr(exc, "status", None)
-    return status == 404 or (status == 400 and "not found" in str(exc).lower())
+    return status in (403, 404) or (status == 400 and "not found" in str(exc).lower())
