@@ -34,7 +34,7 @@ from ..phones import to_e164
 from ..vapi.schemas import parse_time
 from . import ToolError, parallel, tool
 from .contacts import Contact, NotThisClients, display_name, ghl_id, gone, with_contact
-from .opportunities import move_to_stage
+from .opportunities import put_in_stage
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,11 @@ def _write_to_contact(arguments: dict[str, Any], ctx: Context, name: str, field:
     return f"The {field} is added."
 
 
+_STAGE_SAID = {"created": "A new opportunity was created in that stage.",
+               "already": "The opportunity is already in that stage.",
+               "moved": "The opportunity was moved to that stage."}
+
+
 @tool("update_stage")
 def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
     urls, ghl = _mode(ctx)
@@ -168,9 +173,21 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
             "phone": phone, "email": email, "pipelineId": pipeline_id, "stageId": stage_id,
             "note": note})
         return "The stage change was sent to the CRM."
+
+    def move(contact: Contact) -> str:
+        def name() -> str | None:  # a kept id comes without the name: read only when needed
+            record = contact.record if contact.record is not None else (
+                ghl.request("GET", "/contacts/{}", contact.id).get("contact") or {})
+            return display_name(record) or phone or email
+
+        said = _STAGE_SAID[put_in_stage(ghl, contact.id, pipeline_id, stage_id, name)]
+        if note:
+            ghl.add_note(contact.id, note)
+            said += " The note is added."
+        return said
+
     said = with_contact(ctx, ghl, phone, lambda: _contact(ghl, ctx, phone=phone, email=email),
-                        lambda contact: move_to_stage(ghl, contact, pipeline_id, stage_id, note,
-                                                      unnamed=phone or email))
+                        move)
     _done(ctx, "update_stage", "api")
     return said
 

@@ -1,5 +1,6 @@
-"""``update_stage``'s work: the contact's opportunity in a pipeline, asked for explicitly, read
-to the last page, chosen the same way whatever order GoHighLevel answers in, then moved.
+"""The contact's opportunity in a pipeline, for ``update_stage`` and the call-ended ``stage``
+step: asked for explicitly, read to the last page, chosen the same way whatever order
+GoHighLevel answers in, then moved to a stage (or created in it).
 
 ``GET /opportunities/search`` documents ``order`` without a default and ``status`` without a
 default (``open|won|lost|abandoned|all``), and ``limit`` 20 by default, "maximum up to 100".
@@ -12,12 +13,14 @@ So each request names ``location_id``, ``contact_id``, ``pipeline_id``, ``status
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from ..ids import is_url_id
+from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
 from ..vapi.schemas import parse_time
-from .contacts import Contact, display_name, ghl_id
 
 log = logging.getLogger(__name__)
 
@@ -26,29 +29,29 @@ MAX_PAGES = 10  # 1,000 opportunities of one contact in one pipeline: enough, an
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def move_to_stage(ghl: GhlClient, contact: Contact, pipeline_id: str, stage_id: str,
-                  note: str | None, *, unnamed: str | None) -> str:
-    """The contact's opportunity into the stage (created there if it has none), then the note;
-    what was done, to be said. ``unnamed`` names a new opportunity of a contact without a name."""
-    chosen = find_opportunity(ghl, contact.id, pipeline_id)
+def put_in_stage(ghl: GhlClient, contact_id: str, pipeline_id: str, stage_id: str,
+                 name: str | Callable[[], str | None], *, order: list[str] | None = None) -> str:
+    """The contact's opportunity (``find_opportunity``) moved to ``stage_id``, or one created
+    there named ``name`` (a function when the name costs a request: called only then):
+    "created", "moved", "already" there, or "later" (``order``, the pipeline's stage ids, puts
+    it past ``stage_id``: it is not moved back)."""
+    chosen = find_opportunity(ghl, contact_id, pipeline_id)
     if chosen is None:
-        # A kept id comes without the contact's name: read only when it is needed.
-        record = contact.record if contact.record is not None else (
-            ghl.request("GET", "/contacts/{}", contact.id).get("contact") or {})
         ghl.request("POST", "/opportunities/", json={
             "pipelineId": pipeline_id, "locationId": ghl.location_id,
-            "name": display_name(record) or unnamed, "status": "open",
-            "contactId": contact.id, "pipelineStageId": stage_id})
-        said = "A new opportunity was created in that stage."
-    elif chosen.get("pipelineStageId") == stage_id:
-        said = "The opportunity is already in that stage."
-    else:
-        ghl.request("PUT", "/opportunities/{}", ghl_id(chosen), json={"pipelineStageId": stage_id})
-        said = "The opportunity was moved to that stage."
-    if note:
-        ghl.add_note(contact.id, note)
-        said += " The note is added."
-    return said
+            "name": name if isinstance(name, str) else name(),
+            "status": "open", "contactId": contact_id, "pipelineStageId": stage_id})
+        return "created"
+    current = chosen.get("pipelineStageId")
+    if current == stage_id:
+        return "already"
+    if order and current in order and stage_id in order \
+            and order.index(current) > order.index(stage_id):
+        return "later"
+    if not is_url_id(chosen.get("id")):
+        raise DeliveryError("ghl", "answered without a usable id", retryable=False)
+    ghl.request("PUT", "/opportunities/{}", chosen["id"], json={"pipelineStageId": stage_id})
+    return "moved"
 
 
 def find_opportunity(ghl: GhlClient, contact_id: str, pipeline_id: str) -> dict[str, Any] | None:
