@@ -32,7 +32,7 @@ from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
 from ..logs import cut, redact
 from ..phones import to_e164
-from . import client_key
+from . import client_key, parallel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +88,27 @@ def display_name(contact: dict[str, Any]) -> str | None:
                     if contact.get(k))
     name = contact.get("name") or contact.get("contactName") or full
     return name if isinstance(name, str) and name.strip() else None
+
+
+def name_of(ghl: GhlClient, contact: Contact) -> str | None:
+    """The contact's name; a kept id comes without its record: read then (one request)."""
+    record = contact.record if contact.record is not None else (
+        ghl.request("GET", "/contacts/{}", contact.id).get("contact") or {})
+    return display_name(record)
+
+
+def read_with_notes(ghl: GhlClient, found: Contact) -> tuple[dict[str, Any], list[Any]]:
+    """The whole contact and its notes (``lookup_contact``): two independent reads, at once.
+    A kept id has no record, and the duplicate search's answer is not documented: the contact
+    is read whole unless the search's answer has its tags."""
+    reads = [lambda: ghl.request("GET", "/contacts/{}/notes", found.id).get("notes") or []]
+    if "tags" not in (found.record or {}):
+        reads.append(lambda: ghl.request("GET", "/contacts/{}", found.id).get("contact"))
+    notes, *whole = parallel(*reads)
+    record = (whole[0] if whole else None) or found.record or {}
+    if found.kept and record.get("locationId") not in (None, ghl.location_id):
+        raise NotThisClients("another location's contact")  # never read out to this client
+    return record, notes
 
 
 def _callers(ctx: Context, phone: str | None) -> tuple[str, str] | None:

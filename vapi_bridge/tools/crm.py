@@ -6,7 +6,8 @@ Each client works one of two ways, chosen by its configuration:
   as the original service, the tool's arguments plus ``action`` (the tool's name) and
   ``timestamp`` are POSTed as JSON to a GoHighLevel workflow that branches on ``{{action}}``;
 - **API mode**, when it has a GoHighLevel token and location: the contact is found (or
-  created), then the note, tag, SMS or opportunity stage goes through the API v2.
+  created; the caller's once per call, ``contacts.py``), then the note, tag, SMS or
+  opportunity stage goes through the API v2.
 
 ``lookup_contact`` reads the CRM, so it needs the API in either mode. A missing ``phone``
 (and ``email``) is the caller's number. Every phone goes out in E.164, read with the
@@ -32,8 +33,8 @@ from ..integrations.ghl import GhlClient
 from ..logs import cut, redact
 from ..phones import to_e164
 from ..vapi.schemas import parse_time
-from . import ToolError, parallel, tool
-from .contacts import Contact, NotThisClients, display_name, ghl_id, gone, with_contact
+from . import ToolError, tool
+from .contacts import Contact, display_name, ghl_id, gone, name_of, read_with_notes, with_contact
 from .opportunities import put_in_stage
 
 log = logging.getLogger(__name__)
@@ -175,12 +176,8 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
         return "The stage change was sent to the CRM."
 
     def move(contact: Contact) -> str:
-        def name() -> str | None:  # a kept id comes without the name: read only when needed
-            record = contact.record if contact.record is not None else (
-                ghl.request("GET", "/contacts/{}", contact.id).get("contact") or {})
-            return display_name(record) or phone or email
-
-        said = _STAGE_SAID[put_in_stage(ghl, contact.id, pipeline_id, stage_id, name)]
+        said = _STAGE_SAID[put_in_stage(ghl, contact.id, pipeline_id, stage_id,
+                                        lambda: name_of(ghl, contact) or phone or email)]
         if note:
             ghl.add_note(contact.id, note)
             said += " The note is added."
@@ -200,21 +197,8 @@ def lookup_contact(arguments: dict[str, Any], ctx: Context) -> str | dict[str, A
         raise ToolError("Looking up contacts is not set up for this line.")
     args = _Arguments("lookup_contact", arguments, ctx)
     phone, email = args.phone_or_email()
-
-    def read(found: Contact) -> tuple[dict[str, Any], list[Any]]:
-        """The whole contact and its notes: two independent reads, made at once."""
-        reads = [lambda: ghl.request("GET", "/contacts/{}/notes", found.id).get("notes") or []]
-        # A kept id has no record; the duplicate search's answer is not documented: read it
-        # whole when it lacks the tags.
-        if "tags" not in (found.record or {}):
-            reads.append(lambda: ghl.request("GET", "/contacts/{}", found.id).get("contact"))
-        notes, *whole = parallel(*reads)
-        record = (whole[0] if whole else None) or found.record or {}
-        if found.kept and record.get("locationId") not in (None, ghl.location_id):
-            raise NotThisClients("another location's contact")
-        return record, notes
-
-    answer = with_contact(ctx, ghl, phone, lambda: _find(ghl, phone=phone, email=email), read)
+    answer = with_contact(ctx, ghl, phone, lambda: _find(ghl, phone=phone, email=email),
+                          lambda found: read_with_notes(ghl, found))
     if answer is None:
         return f"No contact found for that {'number' if phone else 'email'}."
     contact, notes = answer
