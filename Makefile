@@ -10,6 +10,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.dev-installed
 	bash scripts/ensure_redis.sh
+	bash scripts/ensure_browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -65,6 +65,9 @@ class Settings:
         default_factory=lambda: ClientDirectory([], Client(DEFAULT_NAME)))
     vapi_api_key: str | None = field(default=None, repr=False)
     vapi_api_base_url: str = "https://api.vapi.ai"
+    # vapi-setup: the bridge's public address, and a Vapi credential every client may share.
+    public_url: str | None = None
+    vapi_server_credential_id: str | None = None
     ghl_api_base_url: str = "https://services.leadconnectorhq.com"
     slack_api_base_url: str = "https://slack.com/api/"
     ghl_app_base_url: str = "https://app.gohighlevel.com"
@@ -192,6 +195,10 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
+    public_url = get("PUBLIC_URL")
+    if public_url:
+        _check_url("PUBLIC_URL", public_url, ("https", "http"))
+
     admin_token = get("ADMIN_TOKEN")
     if admin_token and len(admin_token) < ADMIN_TOKEN_MIN_LENGTH:
         # The value itself (or its length) is never echoed.
@@ -247,6 +254,8 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         clients=clients,
         vapi_api_key=get("VAPI_API_KEY"),
         vapi_api_base_url=base_urls["VAPI_API_BASE_URL"].rstrip("/"),
+        public_url=public_url.rstrip("/") if public_url else None,
+        vapi_server_credential_id=get("VAPI_SERVER_CREDENTIAL_ID"),
         ghl_api_base_url=base_urls["GHL_API_BASE_URL"].rstrip("/"),
         slack_api_base_url=base_urls["SLACK_API_BASE_URL"].rstrip("/") + "/",
         ghl_app_base_url=base_urls["GHL_APP_BASE_URL"].rstrip("/"),

@@ -8,7 +8,6 @@ result and error as a single-line string, one per ``toolCallId``, in order. Each
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import re
@@ -17,10 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
-from ..storage import check_id
+from ..storage import StorageError, check_id
 from ..vapi.messages import ToolCall
+from .definitions import DEFINITIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,10 @@ class ToolError(Exception):
 
 
 def tool(name: str) -> Callable[[Tool], Tool]:
+    """Register a tool; what Vapi is told about it lives in ``definitions.DEFINITIONS``."""
+    if name not in DEFINITIONS:
+        raise KeyError(f"tool {name!r} has no definition in tools/definitions.py")
+
     def register(function: Tool) -> Tool:
         REGISTRY[name] = function
         return function
@@ -63,13 +68,24 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
         ctx.state.store_answer("tool", ids, answer)
     else:  # a passing outage: let Vapi's next delivery try again
         ctx.state.release("tool", *ids)
+    _log_for_the_call(call, ctx, "ok" if "result" in answer else "error")
     return answer
+
+
+def _log_for_the_call(call: ToolCall, ctx: Context, outcome: str) -> None:
+    """The call's page lists its tool calls: name, outcome and time, never the arguments."""
+    if not ctx.call_id:
+        return
+    try:
+        ctx.state.record_tool_call(ctx.call_id, call.name or "(no name)", outcome)
+    except (StorageError, ValueError) as exc:  # the answer matters more than its log line
+        log.warning("[TOOLS] %s not logged for callId=%s (%s)", call.name, ctx.call_id,
+                    type(exc).__name__)
 
 
 def client_key(ctx: Context) -> str:
     """The client as part of a key: names are free text (spaces, colons), so a digest."""
-    name = ctx.client.name if ctx.client else ""
-    return hashlib.sha256(name.encode()).hexdigest()[:16]
+    return name_digest(ctx.client.name if ctx.client else "")
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
