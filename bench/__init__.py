@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
 from redis.connection import AbstractConnection
 
+from tests.redis_server import redis_url_or_private
 from tests.vapi.payloads import EOCR_CURRENT, status_update
 
 # INFO is ours; HELLO, CLIENT SETINFO and PING are the handshake of a new pooled connection.
@@ -69,3 +71,10 @@ def message(kind: str, call_id: str) -> str:
 
 
 KINDS = ("end-of-call-report", "status-update")
+
+
+def run_alone(measure: Callable[[str], list[dict]], print_rows: Callable[[list[dict]], None]):
+    """A bench script on its own: its rows measured on REDIS_URL or a private Redis, printed."""
+    logging.disable(logging.WARNING)
+    with redis_url_or_private() as url:
+        print_rows(measure(url))

@@ -445,6 +445,22 @@ def test_a_call_belongs_to_the_client_that_recorded_it_first(store: StateStore):
     assert store.get_metadata("call-2") is None
 
 
+def test_a_callers_contact_is_kept_per_call_and_client_with_the_ttl(make_store):
+    store = make_store(STATE_STORAGE_TTL="3600")
+    store.keep_caller_contact("call-1", "client-a", "contact-a")
+    store.keep_caller_contact("call-1", "client-b", "contact-b")
+    assert store.caller_contact("call-1", "client-a") == "contact-a"
+    assert store.caller_contact("call-1", "client-b") == "contact-b"
+    assert store.caller_contact("call-2", "client-a") is None
+    assert 3590 <= store.backend.ttl(f"{store.prefix}:caller-contact:call-1:client-a") <= 3600
+    store.forget_caller_contact("call-1", "client-a")
+    assert store.caller_contact("call-1", "client-a") is None
+    assert store.caller_contact("call-1", "client-b") == "contact-b"
+    for bad in BAD_IDS:
+        with pytest.raises(ValueError):
+            store.keep_caller_contact(bad, "client-a", "contact-a")  # type: ignore[arg-type]
+
+
 def test_tool_calls_of_a_call_are_logged_bounded_with_the_ttl(make_store):
     store = make_store(STATE_STORAGE_TTL="3600")
     assert store.tool_calls("call-1") == []

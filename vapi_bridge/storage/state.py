@@ -3,6 +3,7 @@
 Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>``,
 ``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL. A call belongs to
 the client that first recorded it: ``<prefix>:owner:<callId>`` holds that client's name.
+The tools keep the caller's contact id under ``<prefix>:caller-contact:<callId>:<client>``.
 ``<prefix>:tool-calls:<callId>`` logs the call's tool calls (name, outcome, time) and
 ``<prefix>:hourly:<hour>:<name>`` counts calls and delivery outcomes per hour (the status
 page's picture), both written in the same round trip as what they describe or count.
@@ -264,6 +265,20 @@ class StateStore:
     def get_call_contact(self, call_id: str) -> dict[str, Any] | None:
         value = self.backend.get(self.key("call-contact", check_id(call_id, "call_id")))
         return json.loads(value) if value else None
+
+    # The caller's CRM contact, found once per call by the tools and kept for the call's
+    # length. Under the call and one client (``client`` is a digest): never shared.
+    def keep_caller_contact(self, call_id: str, client: str, contact_id: str) -> None:
+        self.backend.set(self._caller_key(call_id, client), contact_id, ex=self.ttl)
+
+    def caller_contact(self, call_id: str, client: str) -> str | None:
+        return self.backend.get(self._caller_key(call_id, client))
+
+    def forget_caller_contact(self, call_id: str, client: str) -> None:
+        self.backend.delete(self._caller_key(call_id, client))
+
+    def _caller_key(self, call_id: str, client: str) -> str:
+        return self.key("caller-contact", check_id(call_id, "call_id"), check_id(client, "client"))
 
     # Attempts: how often someone tried something within a window (the sign-in limit).
     # One counter per ``who`` (an address...), hashed: any string is safe in the key.

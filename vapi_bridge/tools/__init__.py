@@ -108,6 +108,14 @@ def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
     return answers
 
 
+def parallel(*reads: Callable[[], Any]) -> list[Any]:
+    """Independent reads of one tool at once (the caller waits on the slowest, not the sum);
+    the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="read") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, read) for read in reads]
+        return [future.result() for future in futures]
+
+
 def _execute(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
     """(answer, whether to keep it for repeats), counted: ok, error (said to the caller and
     kept) or failed (an outage or a crash: Vapi's next delivery runs it again)."""
