@@ -114,6 +114,28 @@ def test_download_failing_is_parked_then_uploaded_once(bridge, slack, recordings
     assert drain(app).seen == 0 and len(slack.files) == 1
 
 
+def test_a_parked_recording_then_skipped_shows_skipped_with_its_reason(bridge, slack,
+                                                                      recordings):
+    recordings.fail_next(1, 500)
+    app = bridge()
+    post(app, call(recordings))
+    assert delivery(app)["recording"]["status"] == "parked"
+    recordings.content_type = "text/html"
+    assert drain(app).delivered == 1
+    assert delivery(app)["recording"] == {"status": "skipped", "attempts": 2,
+                                          "last_error": "not audio (Content-Type text/html)"}
+
+
+def test_a_parked_recording_uploaded_keeps_what_it_uploaded(bridge, slack, recordings):
+    recordings.fail_next(1, 500)
+    app = bridge()
+    post(app, call(recordings))
+    assert drain(app).delivered == 1
+    step = delivery(app)["recording"]
+    assert step["status"] == "ok" and step["file_id"] == slack.files[0]["id"]
+    assert step["bytes"] > 0
+
+
 def test_slack_5xx_on_upload_is_parked_then_uploaded(bridge, slack, recordings):
     recordings.fail_next(1, 503)
     app = bridge()

@@ -157,8 +157,8 @@ def _as_result(job: Job, retryable: bool) -> StepResult:
                       retryable, job.due_at or None)
 
 
-def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
-    """One more try of a parked step: (delivered, error, retryable)."""
+def redeliver(job: Job, ctx: Context) -> StepResult:
+    """One more try of a parked step: what the step made of it."""
     report = CallReport.from_dict(job.report)
     client = (ctx.settings.clients.by_name(job.client)
               or ctx.settings.clients.resolve(report.assistant_id, report.phone_number_id))
@@ -172,31 +172,39 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
         contact_id, result = resolve_contact(report, client, ctx)
     if result is None:
         result = STEPS[job.step](report, client, contact_id, ctx)
-    return result.done, result.last_error, result.retryable
+    return result
 
 
 def drain_outbox(ctx: Context, *, progress: Callable[[Job, str], None] | None = None,
                  call_id: str | None = None, **options: Any) -> DrainSummary:
     """One pass of the outbox (options: see ``outbox.drain``), or with ``call_id`` every
     parked or dead step of that call, now; its summary."""
+    made: dict[str, StepResult] = {}  # a delivered step's own result: skipped, what it kept
+
+    def deliver(job: Job) -> tuple[bool, str | None, bool]:
+        result = made[job.member] = redeliver(job, ctx)
+        return result.done, result.last_error, result.retryable
+
     def after(job: Job, outcome: str) -> None:
-        _update_delivery(ctx, job, outcome)
+        _update_delivery(ctx, job, outcome, made.pop(job.member, None))
         metrics.retried(job.step, outcome)
         if progress:
             progress(job, outcome)
 
     if call_id is not None:
-        return drain_call(outbox(ctx), call_id, lambda job: redeliver(job, ctx), progress=after)
-    return drain(outbox(ctx), lambda job: redeliver(job, ctx), progress=after, **options)
+        return drain_call(outbox(ctx), call_id, deliver, progress=after)
+    return drain(outbox(ctx), deliver, progress=after, **options)
 
 
-def _update_delivery(ctx: Context, job: Job, outcome: str) -> None:
+def _update_delivery(ctx: Context, job: Job, outcome: str, made: StepResult | None) -> None:
     """Show a retried step's latest state in the call's metadata (while it is kept)."""
     metadata = ctx.state.get_metadata(job.call_id)
     if metadata is None:
         return
-    result = (StepResult("ok", job.attempts + 1) if outcome == "delivered"
-              else _as_result(job, job.dead_at is None))
+    if outcome == "delivered":
+        result = dataclasses.replace(made or StepResult("ok"), attempts=job.attempts + 1)
+    else:
+        result = _as_result(job, job.dead_at is None)
     metadata.setdefault("delivery", {})[job.step] = result.to_dict()
     ctx.state.store_metadata(job.call_id, metadata, count=[f"step-{result.status}"])
 
