@@ -109,7 +109,8 @@ class StateStore:
         # The recent calls: a log capped in the same command (XADD MAXLEN), bounded for free.
         recent = (self.key("recent-calls"), call_id, 2 * RECENT_CALLS)
         self.backend.set_many(items, ex=self.ttl, append=recent)
-        log.info("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
+        # DEBUG: the pipeline's "[END_OF_CALL] Delivered" line is the one line of a report.
+        log.debug("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
 
     # Ownership: one command (SET NX GET), so the first recorder wins even among racers.
