@@ -153,6 +153,43 @@ def test_types_we_do_not_act_on_are_ignored(client, message_type):
     assert response.get_json() == {"status": "ignored"}
 
 
+# What is stored must be storable (depth, lone surrogates): chatter is never stored, so it is
+# answered after one parse and a type look-up, never walked (issue 15).
+CHATTER_NOBODY_WALKS = {
+    "lone-surrogate": b'{"message": {"type": "speech-update", "status": "\\ud800"}}',
+    "deep": b'{"message": {"type": "conversation-update", "messages": '
+            + b"[" * 100 + b"]" * 100 + b"}}",
+    "nan": b'{"message": {"type": "conversation-update", "cost": NaN}}',  # orjson refuses it
+}
+
+
+@pytest.mark.parametrize("body", CHATTER_NOBODY_WALKS.values(), ids=CHATTER_NOBODY_WALKS)
+def test_chatter_is_ignored_without_being_walked(app, client, body):
+    response = post(client, body)
+    assert (response.status_code, response.get_json()) == (200, {"status": "ignored"})
+    assert len(state(app).backend) == 0
+
+
+@pytest.mark.parametrize("body", [CHATTER_NOBODY_WALKS["lone-surrogate"].replace(
+    b"speech-update", b"status-update"), CHATTER_NOBODY_WALKS["deep"].replace(
+    b"conversation-update", b"status-update")], ids=["lone-surrogate", "deep"])
+def test_a_message_we_act_on_is_still_walked(app, client, body):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.get_json()["details"]["_schema"][0].startswith(("Nested more", "Contains"))
+    assert len(state(app).backend) == 0
+
+
+def test_integers_past_64_bits_reach_a_tool_exactly(client):
+    """orjson (which reads the type) would make a float of it: acted-on messages are read
+    by the stdlib parser."""
+    body = tool_calls({"id": "t1", "function": {"name": "get_call_context", "arguments": {
+        "callId": CALL_ID, "n": 2**70}}})
+    response = post(client, json.dumps(body).replace(str(2**70), str(2**70 + 1)))
+    assert response.status_code == 200
+    assert response.get_json()["results"][0]["toolCallId"] == "t1"
+
+
 # end-of-call-report
 def test_end_of_call_report_is_stored_in_one_round_trip(app, client):
     response = post(client, EOCR_CURRENT)
