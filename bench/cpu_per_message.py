@@ -6,8 +6,12 @@ the bare Flask app of bench/baseline_app.py are called in turn, ROUNDS blocks of
 each, interleaved; the process CPU time (``time.process_time``, every thread) of a block over
 its requests is one sample, and the median is kept. A new call id per request.
 
+Under load the CPU time still moves by 10 % or so; instructions (valgrind's callgrind) do
+not: ``instructions`` counts them per request, the same way.
+
     .venv/bin/python -m bench.cpu_per_message [N]          # the table
     .venv/bin/python -m bench.cpu_per_message 2000 KIND    # cProfile of the app, KIND only
+    .venv/bin/python -m bench.cpu_per_message 100 instructions  # under callgrind (minutes)
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ import logging
 import os
 import pstats
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import redis
 
@@ -108,15 +116,58 @@ def print_rows(rows: list[dict]) -> None:
 def profile(redis_url: str, kind: str, n: int) -> None:
     app, environ = our_app(redis_url, f"benchcpu{uuid.uuid4().hex[:6]}"), requests_of(kind)
     block(app, environ, 0, 50)
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU: waiting on Redis is not counted
     profiler.runcall(block, app, environ, 100, n)
     pstats.Stats(profiler).sort_stats(os.environ.get("SORT", "tottime")).print_stats(20)
 
 
+def segments(redis_url: str, n: int) -> None:
+    """Run under callgrind by ``instructions``: each block of ``n`` requests starts with a call
+    of zlib.crc32, where callgrind dumps its counts (``--dump-before=zlib_crc32``)."""
+    apps = {"baseline": baseline, "redis": our_app(redis_url, f"benchcpu{uuid.uuid4().hex[:6]}")}
+    plans = [(kind, requests_of(kind)) for kind in KINDS]
+    for app in apps.values():  # warm up
+        for _kind, environ in plans:
+            block(app, environ, 0, 20)
+    for kind, environ in plans:
+        for name, app in apps.items():
+            zlib.crc32(f"{name} {kind}".encode())
+            print(name, kind, flush=True)
+            block(app, environ, 100, n)
+    zlib.crc32(b"end")
+
+
+def instructions(n: int) -> list[dict]:
+    """Instructions per request of each app and body, counted by callgrind."""
+    with tempfile.TemporaryDirectory() as directory:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--dump-before=zlib_crc32",
+             f"--callgrind-out-file={directory}/cg.out", sys.executable, "-m",
+             "bench.cpu_per_message", str(n), "segments"],
+            capture_output=True, text=True, check=True).stdout.split("\n")
+        labels = [line.split() for line in out if line.strip()]
+        counts = []
+        for part in range(2, len(labels) + 2):  # part 1: start-up and warm-up
+            text = Path(f"{directory}/cg.out.{part}").read_text()
+            counts.append(int(next(line for line in text.splitlines()
+                                   if line.startswith("totals:")).split()[1]))
+    per = {tuple(label): count / n for label, count in zip(labels, counts, strict=True)}
+    return [{"body": kind, "baseline_instructions": per["baseline", kind],
+             "redis_instructions": per["redis", kind],
+             "ratio": per["redis", kind] / per["baseline", kind]} for kind in KINDS]
+
+
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    if sys.argv[2:] == ["instructions"]:
+        for row in instructions(count):
+            print(f"{row['body']:19} bare Flask {row['baseline_instructions'] / 1e6:6.2f} M"
+                  f"  ours {row['redis_instructions'] / 1e6:6.2f} M  ratio {row['ratio']:5.2f}")
+        raise SystemExit
     with redis_url_or_private() as url:
-        if len(sys.argv) > 2:
+        if sys.argv[2:] == ["segments"]:
+            segments(url, count)
+        elif len(sys.argv) > 2:
             profile(url, sys.argv[2], count)
         else:
             print_rows(measure(url, count))
