@@ -37,7 +37,7 @@ _REDACTIONS = [
     # area code and exchange start with 2-9 and the digits stand alone (\b), so epoch
     # seconds (1...), epoch ms (13 digits), UUIDs and ISO dates are left alone.
     (re.compile(r"(?:(?:\b1[-. ]?)?\([2-9]\d{2}\) ?|\b(?:1[-. ]?)?[2-9]\d{2}[-. ]?)"
-                r"[2-9]\d{2}[-. ]?(\d{4})\b"), r"***\1", re.compile(r"[2-9]\d\d")),
+                r"[2-9]\d{2}[-. ]?(\d{4})\b"), r"***\1", re.compile(r"[2-9]\d{2}[-. ]?\d{4}")),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
