@@ -10,6 +10,7 @@ import redis
 from tests.contract import exceptions, ledger
 from tests.fakes.ghl import FakeGhl
 from tests.fakes.ghl_crm import FakeGhlCrm
+from tests.fakes.recording import FakeRecordings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
 from tests.fakes.vapi_api import FakeVapi
@@ -30,7 +31,7 @@ SETTING_NAMES = (
     "REDIS_URL", "KV_URL",
     "KV_REST_API_URL", "KV_REST_API_TOKEN", "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN",
     "LOG_LEVEL", "ACCESS_LOG", "WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_MAX_REQUESTS",
-    "PORT", "CLIENTS_FILE", "CLIENTS_JSON",
+    "PORT", "HOST", "CLIENTS_FILE", "CLIENTS_JSON",
     "GHL_API_KEY", "GHL_LOCATION_ID", "SLACK_BOT_TOKEN", "SLACK_CHANNEL_ID", "SLACK_WEBHOOK_URL",
     "VAPI_API_KEY", "WEBHOOK_TOKEN", "VAPI_WEBHOOK_HMAC_SECRET", "VAPI_WEBHOOK_HMAC_HEADER",
     "VAPI_WEBHOOK_HMAC_TIMESTAMP_HEADER", "VAPI_WEBHOOK_HMAC_ALGORITHM",
@@ -44,6 +45,7 @@ SETTING_NAMES = (
     "GHL_INCOMING_WEBHOOK_URL_BOOKING", "GHL_INCOMING_WEBHOOK_URL_DEPOSIT",
     "RETRY_MAX_ATTEMPTS", "RETRY_BASE_DELAY_SECONDS", "WORKER_INTERVAL_SECONDS", "CRON_SECRET",
     "ADMIN_TOKEN", "LOG_FORMAT", "VERCEL", "TRUSTED_PROXIES", "ALLOW_UNAUTHENTICATED_WEBHOOKS",
+    "SLACK_UPLOAD_RECORDING", "RECORDING_MAX_BYTES",
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
@@ -192,6 +194,12 @@ def slack():
 @pytest.fixture
 def vapi_api():
     yield from _running(FakeVapi())
+
+
+@pytest.fixture
+def recordings():
+    """Where Vapi keeps recordings (a WAV by default)."""
+    yield from _running(FakeRecordings())
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import pipeline
+from . import crm_steps, pipeline
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -62,7 +62,7 @@ def check() -> None:
     ctx = current_context()
     results = [_check_store(ctx)]
     for client in ctx.settings.clients:
-        results += [*_check_ghl(ctx, client), _check_slack(ctx, client)]
+        results += [*_check_ghl(ctx, client), *_check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
     for line in results:
         click.echo(line)
@@ -103,6 +103,8 @@ def _check_ghl(ctx: Context, client: Client) -> list[str]:
                 break
             continue
         lines.append(f"OK   {name}" + (f": {detail}" if detail else ""))
+    else:  # no read found the token or GoHighLevel broken: the maps are worth checking
+        lines += crm_steps.check_maps(ghl, client)
     for scope, needing in ghl_scopes.needed(client, "writes").items():
         lines.append(f"SKIP ghl ({client.name}) {scope} ({_names(needing)}):"
                      " not verifiable without writing")
@@ -131,22 +133,42 @@ def _scope_fix(client: Client, scope: str, exc: Exception, first: bool) -> str:
     return fix
 
 
-def _check_slack(ctx: Context, client: Client) -> str:
+def _check_slack(ctx: Context, client: Client) -> list[str]:
     name = f"slack ({client.name})"
     slack = ctx.integrations.slack(client)
     if slack is None:
-        return f"SKIP {name}: not configured"
+        return [f"SKIP {name}: not configured"]
     if client.slack_webhook_url:
-        return f"SKIP {name}: an incoming webhook cannot be tested without posting a message"
+        return [f"SKIP {name}: an incoming webhook cannot be tested without posting a message",
+                *([f"WARN {name} files:write (recording uploads): an incoming webhook cannot"
+                   " upload files -> use a bot token (xoxb-..., scopes chat:write, files:write)"]
+                  if client.slack_upload_recording else [])]
+    answers: list[dict[str, Any]] = []
 
     def identify() -> str:
-        answer = slack.auth_test()
-        return f"team {answer.get('team')}, bot user {answer.get('user')}"
+        answers.append(slack.auth_test())
+        return f"team {answers[0].get('team')}, bot user {answers[0].get('user')}"
 
-    return _probe(name, identify,
-                  unreachable="Slack unreachable: check SLACK_API_BASE_URL and the network",
-                  refused=_client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
-                                      "slack_bot_token"))
+    lines = [_probe(name, identify,
+                    unreachable="Slack unreachable: check SLACK_API_BASE_URL and the network",
+                    refused=_client_fix(client, "SLACK_BOT_TOKEN (xoxb-..., scope chat:write)",
+                                        "slack_bot_token"))]
+    if answers and client.uploads_recording:
+        lines.append(_upload_scope(client, answers[0].get("scopes")))
+    return lines
+
+
+def _upload_scope(client: Client, scopes: list[str] | None) -> str:
+    """Whether the token may upload the recordings (auth.test's x-oauth-scopes header)."""
+    name = f"slack ({client.name}) files:write (recording uploads)"
+    if scopes is None:
+        return f"SKIP {name}: not verifiable (Slack sent no x-oauth-scopes header)"
+    if "files:write" in scopes:
+        return f"OK   {name}"
+    token = ("SLACK_BOT_TOKEN" if client.name == DEFAULT_NAME
+             else f"slack_bot_token of client {client.name!r}")
+    return (f"FAIL {name}: the token lacks files:write -> add the scope files:write to the"
+            f" token in {token} (reinstall the Slack app), or turn slack_upload_recording off")
 
 
 def _check_vapi(ctx: Context) -> str:
@@ -234,7 +256,7 @@ def outbox(dead: bool, as_json: bool) -> None:
         click.echo(count_line, err=True)  # stdout stays pure JSON lines
         return
     when = "DIED AT" if dead else "DUE AT"
-    click.echo(f"{'CALL ID':<38} {'STEP':<6} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
+    click.echo(f"{'CALL ID':<38} {'STEP':<9} {'CLIENT':<14} {'TRIES':>5} {when:<20} LAST ERROR")
     for job in jobs:
         click.echo(_row(job))
     click.echo(count_line)
@@ -243,7 +265,7 @@ def outbox(dead: bool, as_json: bool) -> None:
 def _row(job: Job) -> str:
     at = _iso(job.dead_at if job.dead_at else job.due_at)
     error = (job.last_error or "")[:70]
-    return (f"{job.call_id:<38} {job.step:<6} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
+    return (f"{job.call_id:<38} {job.step:<9} {job.client[:14]:<14} {job.attempts:>5} {at:<20}"
             f" {error}")
 
 

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from .client_maps import StageMap, StageMapSchema, placeholders, text
+
 OUTCOMES = ("completed", "no-answer", "voicemail", "transferred", "failed", "other")
 WEBHOOK_KINDS = ("default", "booking", "deposit")
 DEFAULT_NAME = "default"
@@ -51,12 +53,19 @@ class Client:
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_webhook_url: str | None = field(default=None, repr=False)
+    slack_upload_recording: bool = False  # the recording as a file in the message's thread
     timezone: str = "UTC"
     ghl_incoming_webhook_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
     outcome_tags: Mapping[str, str] = field(default_factory=dict)
     # The client's own webhook secrets: a request passing with one is this client's only.
     webhook_token: str | None = field(default=None, repr=False)
     hmac_secret: str | None = field(default=None, repr=False)
+    # Call-ended CRM steps (crm_steps.py): structuredData path -> custom field key or id,
+    # custom field -> text with placeholders; the stage the call earns.
+    field_map: Mapping[str, str] = field(default_factory=dict)
+    call_fields: Mapping[str, str] = field(default_factory=dict)
+    stage_map: StageMap | None = None
+    stage_allow_backwards: bool = False
 
     @property
     def has_ghl(self) -> bool:
@@ -65,6 +74,12 @@ class Client:
     @property
     def has_slack(self) -> bool:
         return bool(self.slack_webhook_url or (self.slack_bot_token and self.slack_channel_id))
+
+    @property
+    def uploads_recording(self) -> bool:
+        """The option on and a bot token posting (an incoming webhook cannot upload files)."""
+        return bool(self.slack_upload_recording and not self.slack_webhook_url
+                    and self.slack_bot_token and self.slack_channel_id)
 
 
 class ClientDirectory:
@@ -134,6 +149,7 @@ class _ClientSchema(Schema):
     slack_bot_token = fields.String()
     slack_bot_token_env = fields.String()
     slack_webhook_url = fields.Url(schemes={"https", "http"}, require_tld=False)
+    slack_upload_recording = fields.Boolean(truthy={True}, falsy={False})
     timezone = fields.String(load_default="UTC", validate=lambda name: _known_zone(name))
     ghl_incoming_webhook_urls = fields.Dict(
         keys=fields.String(validate=validate.OneOf(WEBHOOK_KINDS)),
@@ -145,12 +161,26 @@ class _ClientSchema(Schema):
     webhook_token_env = fields.String()
     hmac_secret = fields.String(validate=validate.Length(min=1))
     hmac_secret_env = fields.String()
+    field_map = fields.Dict(keys=text(), values=text(), load_default=dict)
+    call_fields = fields.Dict(keys=text(), values=fields.String(validate=placeholders),
+                              load_default=dict)
+    stage_map = fields.Nested(StageMapSchema)
+    stage_allow_backwards = fields.Boolean(load_default=False)
 
     @validates_schema
     def _one_way_per_secret(self, data, **kwargs):
         for secret in SECRETS:
             if secret in data and f"{secret}_env" in data:
                 raise ValidationError(f"give {secret} or {secret}_env, not both", secret)
+
+    @validates_schema
+    def _crm_steps_need_ghl(self, data, **kwargs):
+        has_ghl = ("ghl_api_key" in data or "ghl_api_key_env" in data) \
+            and "ghl_location_id" in data
+        for name in ("field_map", "call_fields", "stage_map"):
+            if data.get(name) and not has_ghl:
+                raise ValidationError("needs ghl_api_key (or ghl_api_key_env) and"
+                                      " ghl_location_id", name)
 
 
 def load_clients(env: Mapping[str, Any]) -> ClientDirectory:
@@ -202,11 +232,18 @@ def _client(source: str, index: int, entry: Any, env: Mapping[str, Any],
                 raise ClientConfigError(
                     f"{label}: field {secret}_env: environment variable {variable} is not set")
     data.setdefault("slack_bot_token", default.slack_bot_token)
+    stage_map = data.pop("stage_map", None)
+    if stage_map:
+        data["stage_map"] = StageMap(
+            stage_map["pipeline_id"], data_key=stage_map.get("data_key"),
+            stages=MappingProxyType({k.strip().lower(): v for k, v in stage_map["stages"].items()}))
     return Client(
         **{**data, "assistant_ids": tuple(data["assistant_ids"]),
            "phone_number_ids": tuple(data["phone_number_ids"]),
            "ghl_incoming_webhook_urls": MappingProxyType(data["ghl_incoming_webhook_urls"]),
-           "outcome_tags": MappingProxyType(data["outcome_tags"])})
+           "outcome_tags": MappingProxyType(data["outcome_tags"]),
+           "field_map": MappingProxyType(data["field_map"]),
+           "call_fields": MappingProxyType(data["call_fields"])})
 
 
 def _default_client(env: Mapping[str, Any]) -> Client:
@@ -228,6 +265,7 @@ def _default_client(env: Mapping[str, Any]) -> Client:
         slack_channel_id=_env(env, "SLACK_CHANNEL_ID"),
         slack_bot_token=_env(env, "SLACK_BOT_TOKEN"),
         slack_webhook_url=_env(env, "SLACK_WEBHOOK_URL"),
+        slack_upload_recording=_flag(env, "SLACK_UPLOAD_RECORDING"),
         ghl_incoming_webhook_urls=MappingProxyType({k: v for k, v in urls.items() if v}),
     )
 
@@ -276,6 +314,13 @@ def _known_zone(name: str) -> bool:
 def _env(env: Mapping[str, Any], name: str) -> str | None:
     value = str(env.get(name) or "").strip()
     return value or None
+
+
+def _flag(env: Mapping[str, Any], name: str) -> bool:
+    value = (_env(env, name) or "false").lower()
+    if value not in ("true", "false"):
+        raise ClientConfigError(f"{name} must be true or false (got {value!r})")
+    return value == "true"
 
 
 def _flatten(messages: Any) -> str:

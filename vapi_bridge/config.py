@@ -75,6 +75,7 @@ class Settings:
     pipeline_deadline: float = 15.0
     tool_deadline: float = 8.0
     http_timeout: float = 10.0
+    recording_max_bytes: int = 25 * 1024 * 1024  # larger recordings stay a link (issue 17)
     # The outbox: parked deliveries, retried with backoff, then dead letters.
     retry_max_attempts: int = 8
     retry_base_delay: float = 60.0
@@ -252,6 +253,7 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         pipeline_deadline=_number(get, "PIPELINE_DEADLINE_SECONDS", float, 15.0),
         tool_deadline=_number(get, "TOOL_DEADLINE_SECONDS", float, 8.0),
         http_timeout=_number(get, "HTTP_TIMEOUT_SECONDS", float, 10.0),
+        recording_max_bytes=_number(get, "RECORDING_MAX_BYTES", int, 25 * 1024 * 1024),
         retry_max_attempts=_number(get, "RETRY_MAX_ATTEMPTS", int, 8),
         retry_base_delay=_number(get, "RETRY_BASE_DELAY_SECONDS", float, 60.0),
         worker_interval=_number(get, "WORKER_INTERVAL_SECONDS", float, 30.0),

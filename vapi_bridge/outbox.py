@@ -1,6 +1,6 @@
 """Deliveries that could not be made now: parked in the store, retried later, never dropped.
 
-A job is one step (``note``, ``tags``, ``slack``) of one ended call. Keys:
+A job is one step (``note``, ``tags``, ``slack``, ``recording``) of one ended call. Keys:
 ``<prefix>:outbox:due`` (sorted set of ``<callId>:<step>`` by due time),
 ``<prefix>:outbox:dead`` (the same, by time of death) and
 ``<prefix>:outbox:job:<callId>:<step>`` (the job as JSON, with the report to deliver).
@@ -24,7 +24,7 @@ from .storage import StateStore
 
 log = logging.getLogger(__name__)
 
-STEPS = ("note", "tags", "slack")
+STEPS = ("note", "tags", "slack", "fields", "stage", "recording")
 JOB_TTL = 8 * 86400  # longer than the whole backoff schedule, plus a week to look at the dead
 LEASE_SECONDS = 300  # a drainer's hold on a job; a crashed drainer's job is free after it
 BACKOFF_FACTOR = 3  # 60 s, 3 min, 9 min, 27 min, 81 min, 4 h, 12 h: about a day in 8 attempts

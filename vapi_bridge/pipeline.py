@@ -1,4 +1,5 @@
-"""The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack.
+"""The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack
+(-> recording, once the message is posted: recording.py) | fields | stage (crm_steps.py).
 
 It runs inside the request (on Vercel, work after the response may never run) and
 stays within ``PIPELINE_DEADLINE_SECONDS``. A step that failed with a retryable error,
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import logs, render
+from . import crm_steps, logs, recording, render
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
@@ -48,6 +49,7 @@ class StepResult:
     last_error: str | None = None
     retryable: bool = True
     due_at: float | None = None
+    detail: dict[str, Any] | None = None  # what the step kept (the Slack message's thread_ts)
 
     @classmethod
     def failed(cls, error: Exception) -> StepResult:
@@ -64,7 +66,7 @@ class StepResult:
             data["due_at"] = self.due_at
         if self.status in ("failed", "dead"):
             data["retryable"] = self.retryable
-        return data
+        return {**data, **(self.detail or {})}
 
 
 def receive(report: CallReport, ctx: Context, *,
@@ -132,6 +134,14 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
         "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
         "slack": no_slack or (lambda: _slack(report, client, contact_id, ctx)),
     }
+    if client.uploads_recording and not no_slack:
+        steps["slack"], steps["recording"] = recording.after(
+            steps["slack"], lambda: _recording(report, client, contact_id, ctx),
+            waiting=lambda: StepResult("pending", 0, "waits for the Slack message"))
+    if client.field_map or client.call_fields:
+        steps["fields"] = no_contact or (lambda: _fields(report, client, contact_id, ctx))
+    if client.stage_map:
+        steps["stage"] = no_contact or (lambda: _stage(report, client, contact_id, ctx))
     results = _park_undelivered(report, ctx, contact_id, _run_until(deadline, steps))
     return _record(report, ctx, contact_id, results)
 
@@ -187,7 +197,7 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
     if contact_id is not None:
         report = with_contact(report, contact_id)
         contact_id = report.contact_id
-    if job.step != "slack" and not contact_id:
+    if job.step not in ("slack", "recording") and not contact_id:
         contact_id, result = resolve_contact(report, client, ctx)
     if result is None:
         result = STEPS[job.step](report, client, contact_id, ctx)
@@ -321,21 +331,29 @@ def _guarded(name: str, step) -> StepResult:
         return StepResult.failed(exc)
 
 
-def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver) -> StepResult:
-    """Claim, deliver, mark done; give the claim back if delivery failed."""
+def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver, *,
+          keeps: bool = False) -> StepResult:
+    """Claim, deliver, mark done; give the claim back if delivery failed. With ``keeps``, what
+    ``deliver`` returns is kept with the done mark and shown in the delivery record
+    (``{"skipped": why}``: done, as skipped)."""
     if not ctx.state.claim(kind, *ids, ttl=DELIVERY_LEASE_SECONDS):
         if ctx.state.is_done(kind, *ids):
             return StepResult("ok", 0)  # delivered by an earlier delivery of this report
         return StepResult("pending", 0, "another delivery holds the claim")
     try:
-        deliver()
+        kept = deliver()
     except DeliveryError as exc:
         ctx.state.release(kind, *ids)
         log.warning("[END_OF_CALL] %s failed callId=%s retryable=%s: %s", kind, ids[0],
                     exc.retryable, exc)
         return StepResult.failed(exc)
-    ctx.state.mark_done(kind, *ids)
-    return StepResult("ok", 1)
+    if not (keeps and kept):
+        ctx.state.mark_done(kind, *ids)
+        return StepResult("ok", 1)
+    ctx.state.store_answer(kind, ids, kept)
+    if "skipped" in kept:
+        return StepResult("skipped", 1, kept["skipped"])
+    return StepResult("ok", 1, detail=kept)
 
 
 def _note(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
@@ -359,7 +377,31 @@ def _slack(report: CallReport, client: Client, contact_id: str | None,
     link = render.contact_url(ctx.settings.ghl_app_base_url, client, contact_id)
     text, blocks = render.slack_message(report, client, contact_link=link,
                                         mention=ctx.settings.slack_mention)
-    return _once(ctx, "slack", (report.call_id,), lambda: slack.post(text, blocks))
+    return _once(ctx, "slack", (report.call_id,),
+                 lambda: recording.thread(slack.post(text, blocks)), keeps=client.uploads_recording)
 
 
-STEPS = {"note": _note, "tags": _tags, "slack": _slack}
+def _recording(report: CallReport, client: Client, contact_id: str | None,
+               ctx: Context) -> StepResult:
+    return _once(ctx, "recording", (report.call_id,), lambda: recording.upload(report, client, ctx),
+                 keeps=True)
+
+
+def _fields(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
+    if not crm_steps.mapped_values(report, client):
+        return StepResult("skipped", 0, "no mapped value in this call")
+    ghl = ctx.integrations.ghl(client)
+    return _once(ctx, "fields", (report.call_id, contact_id),
+                 lambda: crm_steps.write_fields(report, client, contact_id, ghl))
+
+
+def _stage(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
+    if crm_steps.target_stage(report, client.stage_map) is None:
+        return StepResult("skipped", 0, "no stage for this call")
+    ghl = ctx.integrations.ghl(client)
+    return _once(ctx, "stage", (report.call_id, contact_id),
+                 lambda: crm_steps.move_stage(report, client, contact_id, ghl))
+
+
+STEPS = {"note": _note, "tags": _tags, "slack": _slack, "fields": _fields, "stage": _stage,
+         "recording": _recording}

@@ -262,7 +262,8 @@ def _first(*values):
 def _recording_url(artifact: dict[str, Any], message: dict[str, Any]) -> str | None:
     recording = artifact.get("recording") or {}
     mono = recording.get("mono") if isinstance(recording.get("mono"), dict) else {}
+    # Mono first, wherever it is (one mixed track: what the Slack upload plays), then stereo.
     candidates = [artifact.get("recordingUrl"), mono.get("combinedUrl"),
-                  recording.get("stereoUrl"), artifact.get("stereoRecordingUrl"),
-                  message.get("recordingUrl"), message.get("stereoRecordingUrl")]
+                  message.get("recordingUrl"), recording.get("stereoUrl"),
+                  artifact.get("stereoRecordingUrl"), message.get("stereoRecordingUrl")]
     return next((url for url in candidates if isinstance(url, str) and url), None)

@@ -38,6 +38,13 @@ EXCEPTIONS: tuple[Exemption, ...] = (
         ' ("Availability map keyed by date (YYYY-MM-DD)")',
         "Live answers also carry a top-level \"traceId\" string (reference ghl_slack.md, "
         "verified against live payloads): the fake sends it so the tool is proven to skip it."),
+    Exemption(
+        "GET /opportunities/pipelines", "answer 200 body.pipelines[].stages[]",
+        'PipelinesResponseSchema: "stages": {"type": "array", "items": {"type": "array"}}',
+        "Live answers list each stage as an object {\"id\", \"name\", \"position\", ...} "
+        "(reference ghl_slack.md A6: \"pipelines with their stages (stage ids)\"; every client "
+        "of the API reads stage.id): an array of arrays carries no stage id at all. The fake "
+        "answers objects so the stage step's order (by position) is proven on the live shape."),
     # Where the spec cannot be satisfied: send_sms leaves these out (vapi_bridge/tools/crm.py).
     Exemption(
         "POST /conversations/messages", "body.subType",

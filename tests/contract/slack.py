@@ -3,7 +3,8 @@
 Every ``blocks`` list is parsed with slack-sdk's block models (``Block.parse``, then ``to_dict``,
 which runs their validators: e.g. header text 150, section text 3,000, context 10 elements), and
 checked against Slack's published limits: at most 50 blocks a message, 3,000 characters per
-section text, 150 per header, and 3,000 for the fallback ``text`` we send.
+section text, 150 per header, and 3,000 for the fallback ``text`` we send. A file upload's two
+Web API calls are checked for the arguments Slack requires.
 """
 
 from __future__ import annotations
@@ -56,12 +57,46 @@ def _block_problems(block: Any) -> list[str]:
     return []
 
 
+def _upload_url_problems(form: Any) -> list[str]:
+    """files.getUploadURLExternal: ``filename`` and ``length`` (bytes, an integer) required."""
+    found = [] if form.get("filename") else ["filename: required"]
+    if not str(form.get("length", "")).isdigit() or int(form["length"]) < 1:
+        found.append(f"length: a positive integer required (got {form.get('length')!r})")
+    return found
+
+
+def _complete_problems(form: Any) -> list[str]:
+    """files.completeUploadExternal: ``files``, a JSON array of ``{"id", "title"?}``;
+    ``thread_ts`` only with ``channel_id`` (a thread is in a channel)."""
+    try:
+        files = json.loads(form.get("files") or "null")
+    except ValueError:
+        files = None
+    found = []
+    if not (isinstance(files, list) and files
+            and all(isinstance(f, dict) and f.get("id") for f in files)):
+        found.append("files: a JSON array of objects with an id required")
+    if form.get("thread_ts") and not form.get("channel_id"):
+        found.append("thread_ts without channel_id")
+    return found
+
+
+UPLOAD_METHODS = {"files.getUploadURLExternal": _upload_url_problems,
+                  "files.completeUploadExternal": _complete_problems}
+
+
 class SlackContract:
     """Plugged into the Slack fake (tests/fakes/http.py calls these two methods)."""
 
     def check_request(self, request: Request) -> None:
-        if request.path == "/api/auth.test":
-            return  # no payload
+        method = request.path.removeprefix("/api/")
+        if method == "auth.test" or request.path.startswith("/upload/"):
+            return  # no payload; the upload URL takes the file's bytes as they are
+        if method in UPLOAD_METHODS:
+            ledger.count(ledger.slack_payloads, method)
+            for problem in UPLOAD_METHODS[method](request.form):
+                ledger.violation(f"Slack {method}", "form", problem)
+            return
         kind = "chat.postMessage" if request.path.startswith("/api/") else "incoming webhook"
         try:
             payload = json.loads(request.get_data(as_text=True) or "null")

@@ -45,13 +45,15 @@ class FakeGhl(Fake):
         return contact_id
 
     def add_custom_field(self, location_id: str, field_key: str, field_id: str,
-                         model: str = "contact", data_type: str = "TEXT") -> None:
-        """A custom field (``field_key`` as GoHighLevel writes it: ``contact.lead_source``)."""
+                         model: str = "contact", data_type: str = "TEXT",
+                         options: list[str] | None = None) -> None:
+        """A custom field (``field_key`` as GoHighLevel writes it: ``contact.lead_source``);
+        ``options`` are a picklist's (SINGLE_OPTIONS, CHECKBOX...)."""
         name = field_key.split(".", 1)[-1]
         self.custom_fields.append({
             "id": field_id, "name": name, "fieldKey": field_key, "placeholder": "",
             "dataType": data_type, "position": len(self.custom_fields), "locationId": location_id,
-            "model": model})
+            "model": model, **({"picklistOptions": options} if options is not None else {})})
 
     def _checked(self, request: Request, version: str = "2021-07-28") -> Response | None:
         """GoHighLevel's answer to a missing token or the wrong ``Version`` header."""

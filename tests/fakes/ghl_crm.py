@@ -1,5 +1,6 @@
-"""The GoHighLevel fake, plus what the CRM tools use: SMS, opportunities, reading notes and
-contacts, search by email, and incoming-webhook (workflow) URLs that record their bodies."""
+"""The GoHighLevel fake, plus what the CRM tools and steps use: SMS, opportunities and pipelines,
+reading and updating contacts, reading notes, search by email, and incoming-webhook (workflow)
+URLs that record their bodies."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class FakeGhlCrm(FakeGhl):
         self.messages: list[dict[str, Any]] = []  # {"contact_id", "type", "message", "token"}
         self.opportunities: dict[str, dict[str, Any]] = {}
         self.hooks: list[tuple[str, dict[str, Any]]] = []  # (kind, JSON body)
+        self.contact_updates: list[dict[str, Any]] = []  # {"contact_id", "body"} per PUT
+        self.field_values: dict[str, dict[str, Any]] = {}  # contact id -> {field id: value}
+        self.pipelines: list[dict[str, Any]] = []  # as GET /opportunities/pipelines answers
         self._opportunity_ids = itertools.count(1)
         self._ticks = itertools.count(1)
         # GET /opportunities/search: "newest" or "oldest" created first (the spec documents
@@ -44,6 +48,8 @@ class FakeGhlCrm(FakeGhl):
         self.route(re.compile(r"/opportunities/[^/]+$"), "PUT", self._update_opportunity)
         self.route(re.compile(r"/contacts/[^/]+/notes$"), "GET", self._list_notes)
         self.route(re.compile(r"/contacts/(?!search$)[^/]+$"), "GET", self._contact)
+        self.route(re.compile(r"/contacts/[^/]+$"), "PUT", self._update_contact)
+        self.route("/opportunities/pipelines", "GET", self._pipelines)
         self.route(re.compile(r"/hooks/[a-z]+$"), "POST", self._hook)
 
     def reset(self) -> None:
@@ -54,7 +60,8 @@ class FakeGhlCrm(FakeGhl):
             self.delay = 0.0
             for collection in (self.contacts, self.notes, self.tags, self.upserts, self.messages,
                                self.opportunities, self.hooks, self.custom_fields,
-                               self.refused_scopes):
+                               self.refused_scopes, self.contact_updates, self.field_values,
+                               self.pipelines):
                 collection.clear()
             self._ids = itertools.count(1)
             self._opportunity_ids = itertools.count(1)
@@ -79,6 +86,14 @@ class FakeGhlCrm(FakeGhl):
             "pipelineStageId": stage_id, "status": status, "contactId": contact_id,
             "locationId": location_id, "createdAt": iso(created), "updatedAt": iso(updated)}
         return opportunity_id
+
+    def add_pipeline(self, pipeline_id: str, stage_ids: list[str],
+                     location_id: str = "loc-default") -> None:
+        """Stages listed in an order other than their ``position``: readers must sort."""
+        stages = [{"id": s, "name": s.title(), "position": i} for i, s in enumerate(stage_ids)]
+        self.pipelines.append({"id": pipeline_id, "name": pipeline_id.title(),
+                               "stages": stages[1::2] + stages[0::2],
+                               "locationId": location_id})
 
     def _tick(self) -> datetime:
         return CLOCK_START + timedelta(minutes=next(self._ticks))
@@ -126,6 +141,35 @@ class FakeGhlCrm(FakeGhl):
         if contact is None:
             return json_response({"statusCode": 400, "message": "Contact not found"}, 400)
         return json_response({"contact": {"tags": [], **shown(contact)}})
+
+    def _update_contact(self, request: Request) -> Response:
+        """``customFields`` items must name an existing field by ``id`` (required by the spec)."""
+        denied = self._checked(request)
+        if denied:
+            return denied
+        contact_id, body = request.path.split("/")[2], request.get_json()
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            return json_response({"statusCode": 400, "message": "Contact not found"}, 400)
+        known = {f["id"] for f in self.custom_fields if f["locationId"] == contact["locationId"]}
+        items = body.get("customFields") or []
+        if any(item.get("id") not in known for item in items):
+            return _unprocessable("customFields: no such custom field")
+        self.contact_updates.append({"contact_id": contact_id, "body": body})
+        values = self.field_values.setdefault(contact_id, {})
+        values.update({item["id"]: item.get("field_value") for item in items})
+        contact.update({k: v for k, v in body.items() if k != "customFields"})
+        return json_response({"succeded": True, "contact": shown(contact)})
+
+    def _pipelines(self, request: Request) -> Response:
+        denied = self._checked(request)
+        if denied:
+            return denied
+        location = request.args.get("locationId")
+        if not location:
+            return _unprocessable("locationId is required")
+        return json_response({"pipelines": [p for p in self.pipelines
+                                            if p["locationId"] == location]})
 
     def _message(self, request: Request) -> Response:
         denied = self._checked(request, CONVERSATIONS_VERSION)

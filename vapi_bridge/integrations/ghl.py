@@ -55,8 +55,11 @@ class GhlClient:
                          allowed_methods=None, raise_on_status=False,
                          respect_retry_after_header=True)
         self._session.mount(self.base_url, HTTPAdapter(max_retries=retry))
-        self._field_ids: dict[str, str] | None = None  # fieldKey -> id, read once per process
-        self._field_ids_lock = threading.Lock()
+        # Read once per process (a lock each: the two steps reading them run in parallel).
+        self._fields: dict[str, dict[str, Any]] | None = None
+        self._fields_lock = threading.Lock()
+        self._pipelines: dict[str, list[str]] | None = None
+        self._pipelines_lock = threading.Lock()
 
     def find_contact_by_phone(self, phone: str) -> dict[str, Any] | None:
         body = self.request("GET", "/contacts/search/duplicate",
@@ -81,17 +84,39 @@ class GhlClient:
 
     def custom_field_ids(self) -> dict[str, str]:
         """The location's contact custom fields, ``{fieldKey: id}`` (fieldKey as GoHighLevel
-        writes it: ``contact.lead_source``). Read once per process (scope
+        writes it: ``contact.lead_source``)."""
+        return {key: field["id"] for key, field in self.custom_fields().items()}
+
+    def custom_fields(self) -> dict[str, dict[str, Any]]:
+        """The location's contact custom fields as GoHighLevel answers them (``dataType``,
+        ``picklistOptions``...), by fieldKey. Read once per process (scope
         ``locations/customFields.readonly``); a failure raises ``DeliveryError`` and is not kept.
         """
-        with self._field_ids_lock:  # one read, however many calls want it at once
-            if self._field_ids is None:
+        with self._fields_lock:  # one read, however many calls want it at once
+            if self._fields is None:
                 body = self.request("GET", "/locations/{}/customFields", self.location_id,
                                     params={"model": "contact"})
-                self._field_ids = {
-                    f["fieldKey"]: f["id"] for f in body.get("customFields") or []
+                self._fields = {
+                    f["fieldKey"]: f for f in body.get("customFields") or []
                     if isinstance(f, dict) and _text(f.get("fieldKey")) and _text(f.get("id"))}
-            return self._field_ids
+            return self._fields
+
+    def pipeline_stages(self) -> dict[str, list[str]]:
+        """``{pipeline id: its stage ids in order}`` (``position``, else as listed), read once
+        per process (scope ``opportunities.readonly``); a failure is not kept."""
+        with self._pipelines_lock:
+            if self._pipelines is None:
+                body = self.request("GET", "/opportunities/pipelines",
+                                    params={"locationId": self.location_id})
+                self._pipelines = {
+                    p["id"]: _stage_order(p.get("stages")) for p in body.get("pipelines") or []
+                    if isinstance(p, dict) and _text(p.get("id"))}
+            return self._pipelines
+
+    def update_contact(self, contact_id: str, fields: dict[str, Any]) -> None:
+        """``PUT /contacts/{id}``: only the fields given change (``customFields`` as the spec's
+        items, ``{"id", "field_value"}``)."""
+        self.request("PUT", "/contacts/{}", contact_id, json=fields)
 
     def _spec_custom_fields(self, items: object) -> list[dict[str, Any]]:
         """``customFields`` as the upsert body takes them: ``{"id", "field_value"}``, ``id``
@@ -177,6 +202,21 @@ def _field_value(value: object) -> bool:
     if isinstance(value, list):
         return all(isinstance(v, str) for v in value)
     return isinstance(value, str | int | float | dict)
+
+
+def _stage_order(stages: object) -> list[str]:
+    """Stage ids by ``position``, else as listed (live answers: ``{"id", "name", "position"}``
+    objects; the spec's "array of arrays" carries no id, see tests/contract/exceptions.py)."""
+    found = [s for s in stages if isinstance(s, dict) and _text(s.get("id"))] \
+        if isinstance(stages, list) else []
+
+    def place(pair: tuple[int, dict[str, Any]]) -> tuple[float, int]:
+        index, stage = pair
+        position = stage.get("position")
+        usable = isinstance(position, int | float) and not isinstance(position, bool)
+        return (position if usable else index), index
+
+    return [stage["id"] for _, stage in sorted(enumerate(found), key=place)]
 
 
 def _text(value: object) -> bool:

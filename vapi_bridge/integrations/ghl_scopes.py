@@ -32,6 +32,10 @@ CUSTOM_FIELD_KEYS = Feature("custom fields named by key", ("locations/customFiel
 CRM_TOOLS = Feature("CRM tools", ("contacts.readonly", "opportunities.readonly",
                                   "conversations.readonly"),
                     ("contacts.write", "opportunities.write", "conversations/message.write"))
+CALL_FIELDS = Feature("call fields", ("locations/customFields.readonly",),
+                      ("contacts.write",))
+CALL_STAGE = Feature("call stage", ("opportunities.readonly",),
+                     ("opportunities.write",))
 CALENDAR_TOOLS = Feature("calendar tools", ("calendars.readonly",), ("calendars/events.write",))
 
 
@@ -41,6 +45,10 @@ def features(client: Client) -> list[Feature]:
         found.append(CRM_TOOLS)  # API mode: the tools call GoHighLevel, not a workflow
     if client.ghl_calendar_id:
         found.append(CALENDAR_TOOLS)
+    if client.field_map or client.call_fields:
+        found.append(CALL_FIELDS)
+    if client.stage_map:
+        found.append(CALL_STAGE)
     return [*found, CUSTOM_FIELD_KEYS]
 
 

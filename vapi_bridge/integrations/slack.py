@@ -1,7 +1,13 @@
-"""Slack through slack-sdk: a bot token and channel, or an incoming-webhook URL."""
+"""Slack through slack-sdk: a bot token and channel, or an incoming-webhook URL.
+
+With a bot token a message's ``ts`` comes back, and files go in its thread (``files_upload_v2``:
+files.getUploadURLExternal, the upload URL, files.completeUploadExternal).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from slack_sdk import WebClient
@@ -11,6 +17,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
 from ..clients import Client
@@ -34,24 +41,34 @@ class Slack:
         self._base_url = base_url
         self._timeout = int(max(1, timeout))
 
-    def post(self, text: str, blocks: list[dict[str, Any]]) -> None:
+    def post(self, text: str, blocks: list[dict[str, Any]]) -> str | None:
+        """Post the message; its ``ts`` (None from an incoming webhook, which says nothing)."""
         if self._client.slack_webhook_url:
             self._post_webhook(text, blocks)
-        else:
-            self._post_api(text, blocks)
+            return None
+        answer = self._api(lambda web: web.chat_postMessage(
+            channel=self._client.slack_channel_id, text=text, blocks=blocks, unfurl_links=False))
+        return answer.get("ts")
+
+    def upload(self, path: Path, *, filename: str, title: str, thread_ts: str) -> dict[str, Any]:
+        """Upload a file to the client's channel, in the thread of the message ``thread_ts``."""
+        answer = self._api(lambda web: web.files_upload_v2(
+            channel=self._client.slack_channel_id, file=str(path), filename=filename,
+            title=title, thread_ts=thread_ts))
+        return answer.get("file") or {}
 
     def auth_test(self) -> dict[str, Any]:
-        try:
-            return self._web_client().auth_test().data  # type: ignore[return-value]
-        except SlackApiError as exc:
-            raise _api_error(exc) from None
-        except (SlackClientError, OSError) as exc:
-            raise DeliveryError("slack", type(exc).__name__) from None
+        """auth.test's answer, plus ``scopes``: the token's scopes from Slack's
+        ``x-oauth-scopes`` header, or None when Slack did not send it."""
+        response = self._api(lambda web: web.auth_test())
+        headers = {name.lower(): value for name, value in (response.headers or {}).items()}
+        header = headers.get("x-oauth-scopes")
+        scopes = [s.strip() for s in header.split(",") if s.strip()] if header is not None else None
+        return {**response.data, "scopes": scopes}  # type: ignore[dict-item]
 
-    def _post_api(self, text: str, blocks: list[dict[str, Any]]) -> None:
+    def _api(self, call: Callable[[WebClient], SlackResponse]) -> SlackResponse:
         try:
-            self._web_client().chat_postMessage(channel=self._client.slack_channel_id, text=text,
-                                                blocks=blocks, unfurl_links=False)
+            return call(self._web_client())
         except SlackApiError as exc:
             raise _api_error(exc) from None
         except (SlackClientError, OSError) as exc:

@@ -181,7 +181,9 @@ class StateStore:
         return released
 
     def is_done(self, kind: str, *ids: str) -> bool:
-        return self.backend.get(self._claim_key(kind, ids)) == SENT
+        """Marked done, or done with an answer kept (``store_answer``)."""
+        value = self.backend.get(self._claim_key(kind, ids))
+        return value == SENT or bool(value and value.startswith(ANSWER_PREFIX))
 
     def mark_done(self, kind: str, *ids: str) -> None:
         key = self._claim_key(kind, ids)

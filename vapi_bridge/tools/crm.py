@@ -33,7 +33,7 @@ from ..logs import cut, redact
 from ..phones import to_e164
 from ..vapi.schemas import parse_time
 from . import ToolError, tool
-from .opportunities import find_opportunity
+from .opportunities import put_in_stage
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +151,11 @@ def _write_to_contact(arguments: dict[str, Any], ctx: Context, name: str, field:
     return f"The {field} is added."
 
 
+_STAGE_SAID = {"created": "A new opportunity was created in that stage.",
+               "already": "The opportunity is already in that stage.",
+               "moved": "The opportunity was moved to that stage."}
+
+
 @tool("update_stage")
 def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
     urls, ghl = _mode(ctx)
@@ -166,19 +171,8 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
         return "The stage change was sent to the CRM."
     contact = _contact(ghl, ctx, phone=phone, email=email)
     contact_id = _ghl_id(contact)
-    chosen = find_opportunity(ghl, contact_id, pipeline_id)
-    if chosen is None:
-        ghl.request("POST", "/opportunities/", json={
-            "pipelineId": pipeline_id, "locationId": ghl.location_id,
-            "name": _display_name(contact) or phone or email, "status": "open",
-            "contactId": contact_id, "pipelineStageId": stage_id})
-        said = "A new opportunity was created in that stage."
-    elif chosen.get("pipelineStageId") == stage_id:
-        said = "The opportunity is already in that stage."
-    else:
-        ghl.request("PUT", "/opportunities/{}", _ghl_id(chosen),
-                    json={"pipelineStageId": stage_id})
-        said = "The opportunity was moved to that stage."
+    said = _STAGE_SAID[put_in_stage(ghl, contact_id, pipeline_id, stage_id,
+                                    _display_name(contact) or phone or email)]
     if note:
         ghl.add_note(contact_id, note)
         said += " The note is added."

@@ -1,5 +1,6 @@
-"""The contact's opportunity in a pipeline, for ``update_stage``: asked for explicitly, read
-to the last page, chosen the same way whatever order GoHighLevel answers in.
+"""The contact's opportunity in a pipeline, for ``update_stage`` and the call-ended ``stage``
+step: asked for explicitly, read to the last page, chosen the same way whatever order
+GoHighLevel answers in, then moved to a stage (or created in it).
 
 ``GET /opportunities/search`` documents ``order`` without a default and ``status`` without a
 default (``open|won|lost|abandoned|all``), and ``limit`` 20 by default, "maximum up to 100".
@@ -15,6 +16,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from ..ids import is_url_id
+from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
 from ..vapi.schemas import parse_time
 
@@ -23,6 +26,29 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 100  # the spec's maximum for ``limit``
 MAX_PAGES = 10  # 1,000 opportunities of one contact in one pipeline: enough, and bounded
 _NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def put_in_stage(ghl: GhlClient, contact_id: str, pipeline_id: str, stage_id: str, name: str,
+                 *, order: list[str] | None = None) -> str:
+    """The contact's opportunity (``find_opportunity``) moved to ``stage_id``, or one created
+    there named ``name``: "created", "moved", "already" there, or "later" (``order``, the
+    pipeline's stage ids, puts it past ``stage_id``: it is not moved back)."""
+    chosen = find_opportunity(ghl, contact_id, pipeline_id)
+    if chosen is None:
+        ghl.request("POST", "/opportunities/", json={
+            "pipelineId": pipeline_id, "locationId": ghl.location_id, "name": name,
+            "status": "open", "contactId": contact_id, "pipelineStageId": stage_id})
+        return "created"
+    current = chosen.get("pipelineStageId")
+    if current == stage_id:
+        return "already"
+    if order and current in order and stage_id in order \
+            and order.index(current) > order.index(stage_id):
+        return "later"
+    if not is_url_id(chosen.get("id")):
+        raise DeliveryError("ghl", "answered without a usable id", retryable=False)
+    ghl.request("PUT", "/opportunities/{}", chosen["id"], json={"pipelineStageId": stage_id})
+    return "moved"
 
 
 def find_opportunity(ghl: GhlClient, contact_id: str, pipeline_id: str) -> dict[str, Any] | None:
