@@ -120,14 +120,15 @@ def processes(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of the server's processes so far (/proc/<pid>/stat, every thread)."""
+    """User + system CPU of the server's processes so far (/proc/<pid>/stat, every thread),
+    recycled workers included: once reaped, theirs is in their parent's cutime and cstime."""
     total = 0
     for process in processes(pid):
         try:
             fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:  # gone between the listing and the read
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
     return total / os.sysconf("SC_CLK_TCK")
 
 
