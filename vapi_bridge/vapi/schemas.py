@@ -87,8 +87,8 @@ def load(schema: Schema, message: dict[str, Any]) -> dict[str, Any]:
     return {**message, **schema.load(declared(schema, message))}
 
 
-def _nested(schema, **kwargs):
-    return Kept(schema, allow_none=True, **kwargs)
+def _nested(schema):
+    return Kept(schema, allow_none=True)
 
 
 # Schemas
