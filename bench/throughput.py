@@ -163,11 +163,12 @@ def groups(redis_url: str, prefix: str) -> list[tuple[list, tuple[str, ...]]]:
           ("redis", "gunicorn", redis_env, (), gunicorn, n),
           ("redis+accesslog", "gunicorn", {**redis_env, "ACCESS_LOG": "true"}, (), gunicorn, n)],
          KINDS),
-        # The server's own cost: the same two apps under granian (Rust HTTP, WSGI threads).
+        # The server's own cost: the same two apps under granian (Rust HTTP, WSGI threads), on
+        # one body we act on and one we ignore.
         ([("baseline", "granian", {}, (*GRANIAN_ARGS, "--workers", str(n),
                                        "bench.baseline_app:app"), GRANIAN, n),
           ("redis", "granian", redis_env, (*GRANIAN_ARGS, "--workers", str(n), "wsgi:app"),
-           GRANIAN, n)], KINDS),
+           GRANIAN, n)], ("status-update", "conversation-update")),
     ]
 
 
