@@ -10,14 +10,15 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.dev-installed
 	bash scripts/ensure_redis.sh
+	bash scripts/ensure_browser.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
-# Throughput and CPU per message, store cost, memory and outside calls in one run (~6 min on a
-# quiet box): bench/results.json.
+# Throughput and CPU per message, store cost, memory, outside calls and the metrics' cost in
+# one run (~7 min on a quiet box): bench/results.json.
 bench: $(VENV)/.dev-installed
 	bash bench/ensure_wrk.sh
 	bash scripts/ensure_redis.sh

@@ -2,8 +2,20 @@
 
 import logging
 import os
+import shutil
+import tempfile
 
-from vapi_bridge.config import ConfigError, load_settings
+# prometheus-client picks its multiprocess mode when first imported (with the app, below),
+# so the directory must be in the environment first. Every worker writes its counts there
+# and GET /metrics adds them up (vapi_bridge/metrics.py). A fresh one per master start.
+METRICS_DIR_PREFIX = "vapi-bridge-metrics-"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+from prometheus_client import multiprocess  # noqa: E402
+
+from vapi_bridge.config import ConfigError, load_settings  # noqa: E402
 
 # JSON log lines by default in production (LOG_FORMAT=text to read them by eye).
 os.environ.setdefault("LOG_FORMAT", "json")
@@ -49,3 +61,15 @@ if storage_backend in ("memory", None):
         )
 else:
     workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1) + 1)))
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's live gauges go with it; its counters stay (totals never go back)."""
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """The metrics directory made above goes when the master stops (one set by hand stays)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(directory).startswith(METRICS_DIR_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)

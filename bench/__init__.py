@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
 from redis.connection import AbstractConnection
 
+from tests.redis_server import redis_url_or_private
 from tests.vapi.payloads import EOCR_CURRENT, status_update
 
 # INFO is ours; HELLO, CLIENT SETINFO and PING are the handshake of a new pooled connection.
@@ -92,4 +94,12 @@ def conversation_update(call_id: str, turns: int) -> dict:
                  "type": "inboundPhoneCall", "orgId": "org-1"}}}
 
 
-KINDS = ("end-of-call-report", "status-update", "conversation-update", "speech-update")
+ACTED_ON = ("end-of-call-report", "status-update")
+KINDS = (*ACTED_ON, "conversation-update", "speech-update")
+
+
+def run_alone(measure: Callable[[str], list[dict]], print_rows: Callable[[list[dict]], None]):
+    """A bench script on its own: its rows measured on REDIS_URL or a private Redis, printed."""
+    logging.disable(logging.WARNING)
+    with redis_url_or_private() as url:
+        print_rows(measure(url))

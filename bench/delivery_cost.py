@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import uuid
 
 import redis
 
-from bench import counted_round_trips, redis_commands
+from bench import counted_round_trips, redis_commands, run_alone
 from tests.fakes.ghl import FakeGhl
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
 from tests.fakes.vapi_api import FakeVapi
-from tests.redis_server import redis_url_or_private
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
 
@@ -100,11 +98,5 @@ def print_rows(rows: list[dict]) -> None:
               f"{r['rest_round_trips']:>8} {r['ghl']:>4} {r['slack']:>5} {r['vapi']:>4}")
 
 
-def main() -> None:
-    logging.disable(logging.WARNING)
-    with redis_url_or_private() as url:
-        print_rows(measure(url))
-
-
 if __name__ == "__main__":
-    main()
+    run_alone(measure, print_rows)

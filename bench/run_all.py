@@ -6,7 +6,11 @@
    (bench.storage_round_trips.per_message), against the targets;
 3. resident memory over 1,000,000 calls on the dict store (bench.memory, its own process);
 4. outside HTTP requests per end-of-call-report, everything configured against local
-   fakes (bench.delivery_cost).
+   fakes (bench.delivery_cost);
+5. what the metrics cost the webhook path, METRICS_TOKEN unset against set
+   (bench.metrics_cost);
+6. each CRM tool's answer time with GoHighLevel answering in 300 ms, first and later tool
+   of a call (bench.tool_latency).
 
 Uses REDIS_URL if set, else a private redis-server. BENCH_SECONDS sets the wrk duration
 per case (default 5), BENCH_CALLS the memory run's calls (default 1,000,000).
@@ -23,7 +27,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cpu_per_message, delivery_cost, storage_round_trips, throughput
+from bench import (
+    cpu_per_message,
+    delivery_cost,
+    metrics_cost,
+    storage_round_trips,
+    throughput,
+    tool_latency,
+)
 from tests.redis_server import redis_url_or_private
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -66,10 +77,12 @@ def main() -> None:
         results["cpu_per_message"] = cpu_per_message.measure(url)  # CPU time: not wall time
         results["storage"] = storage_round_trips.per_message(url)
         results["outside_calls"] = delivery_cost.measure(url)
+        results["tool_latency"] = tool_latency.measure(url)
         out, _ = memory.communicate()
         if memory.returncode:
             raise SystemExit("bench.memory failed")
         results["memory"] = json.loads(out)
+        results["metrics_cost"] = metrics_cost.measure(url)  # CPU-timed: after the memory run
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
     m = results["machine"]
@@ -87,6 +100,11 @@ def main() -> None:
     print_memory(results["memory"])
     print("\nOne end-of-call-report, GoHighLevel + Slack + Vapi API configured (local fakes)")
     delivery_cost.print_rows(results["outside_calls"])
+    print("\nMetrics on the webhook path")
+    metrics_cost.print_rows(results["metrics_cost"])
+    print(f"\nCRM tools, GoHighLevel answering in {tool_latency.DELAY * 1000:.0f} ms (median of"
+          f" {tool_latency.REPEATS}): first tool of a call, and a later one")
+    tool_latency.print_rows(results["tool_latency"])
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd())}")
 
 

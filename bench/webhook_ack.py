@@ -47,8 +47,9 @@ def serve(env: dict[str, str], args: tuple[str, ...] = (),
         try:
             requests.get(f"{url}/health", timeout=1)
             return server, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not up yet (or slow to answer on a busy machine)
             time.sleep(0.05)
+    server.kill()  # not left running behind the error
     raise RuntimeError("gunicorn did not start")
 
 

@@ -15,6 +15,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.upstash_rest import UpstashRestFake
 from tests.fakes.vapi_api import FakeVapi
 from tests.redis_server import HOW_TO_GET_REDIS, RedisServer
+from vapi_bridge import create_app
 from vapi_bridge.config import settings_from_mapping
 from vapi_bridge.storage import StateStore, create_backend
 
@@ -25,6 +26,7 @@ REST_TOKEN = "test-rest-token"
 # WEBHOOK_AUTH (harmless where no secret is set).
 WEBHOOK_TOKEN = "test-webhook-token"
 WEBHOOK_AUTH = {"X-Vapi-Secret": WEBHOOK_TOKEN}
+ADMIN_TOKEN = "admin-s3cret-long-enough"
 SETTING_NAMES = (
     "STATE_STORAGE", "STATE_STORAGE_PREFIX", "STATE_STORAGE_TTL", "STATE_STORAGE_MAX_ENTRIES",
     "STATE_STORAGE_TIMEOUT", "STATE_STORAGE_CONNECT_TIMEOUT", "STATE_STORAGE_FALLBACK",
@@ -46,6 +48,8 @@ SETTING_NAMES = (
     "RETRY_MAX_ATTEMPTS", "RETRY_BASE_DELAY_SECONDS", "WORKER_INTERVAL_SECONDS", "CRON_SECRET",
     "ADMIN_TOKEN", "LOG_FORMAT", "VERCEL", "TRUSTED_PROXIES", "ALLOW_UNAUTHENTICATED_WEBHOOKS",
     "SLACK_UPLOAD_RECORDING", "RECORDING_MAX_BYTES",
+    "PUBLIC_URL", "VAPI_SERVER_CREDENTIAL_ID",
+    "METRICS_TOKEN", "PROMETHEUS_MULTIPROC_DIR",
 )
 _session = uuid.uuid4().hex[:8]
 _prefixes = (f"vbtest{_session}{n}" for n in itertools.count())
@@ -212,6 +216,17 @@ def integrations_env(ghl, slack, vapi_api):
         "SLACK_BOT_TOKEN": "xoxb-default", "SLACK_CHANNEL_ID": "C-default",
         "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
     }
+
+
+@pytest.fixture
+def make_app(prefix):
+    """The app with ADMIN_TOKEN set; ``envs`` (integrations, backend) merged in order."""
+    def make(*envs, **env):
+        merged = {key: value for each in envs for key, value in each.items()}
+        return create_app({**merged, "STATE_STORAGE_PREFIX": prefix, "ADMIN_TOKEN": ADMIN_TOKEN,
+                           **env})
+
+    return make
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
+from tests.conftest import ADMIN_TOKEN
 from tests.test_pipeline import PHONE, post, report
 from vapi_bridge import create_app
 from vapi_bridge.outbox import Outbox
 
-TOKEN = "admin-s3cret-long-enough"
+TOKEN = ADMIN_TOKEN  # make_app (tests/conftest.py) sets it
 DAILY_LIMIT_SPENT = (429, {"X-RateLimit-Daily-Remaining": "0"})  # parked, not retried inline
 BACKENDS = pytest.mark.parametrize("backend_env", ["memory", "redis"], indirect=True)
 
@@ -35,17 +36,6 @@ def count(html: str, name: str) -> int:
 
 def counts(app) -> dict[str, int]:
     return Outbox(app.extensions["state_storage"]).counts()
-
-
-@pytest.fixture
-def make_app(prefix):
-    """The app with ADMIN_TOKEN set; ``envs`` (integrations, backend) merged in order."""
-    def make(*envs, **env):
-        merged = {key: value for each in envs for key, value in each.items()}
-        return create_app({**merged, "STATE_STORAGE_PREFIX": prefix, "ADMIN_TOKEN": TOKEN,
-                           **env})
-
-    return make
 
 
 def parked_and_dead(app, ghl) -> None:

@@ -297,7 +297,7 @@ def test_check_fails_naming_an_unknown_field_pipeline_or_stage(bridge, ghl):
                             "stages": {**REALTY["stage_map"]["stages"], "won": "st-gone"}}}
     result = run(bridge(client), "check")
     assert result.exit_code == 1
-    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
+    fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL ghl")]
     assert fails == [
         "FAIL ghl (Realty) field_map: no contact custom field 'contact.lender' -> create it in"
         " GoHighLevel or fix field_map / call_fields",

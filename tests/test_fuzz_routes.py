@@ -22,13 +22,19 @@ TOKEN = "fuzz-webhook-token"
 CRON_SECRET = "fuzz-cron-secret-0123456789"
 ADMIN_TOKEN = "fuzz-admin-token-0123456789"
 KNOWN_POST_ROUTES = {"/vapi/webhook", "/vapi/pull-metadata", "/slack/test", "/ghl/outbound-call",
-                     "/cron/retry", "/login", "/logout", "/admin/retry"}
+                     "/cron/retry", "/login", "/logout", "/admin/retry",
+                     "/calls/<call_id>/deliver"}
 DEPTH = 100_000
+STATUS_PAGES = ("admin.", "calls.")  # endpoints behind ADMIN_TOKEN (the status and call pages)
 
 
 @pytest.fixture
 def app(vapi_api):
-    """Vapi's API is a local fake, so /ghl/outbound-call and pull-metadata go all the way."""
+    """Vapi's API is a local fake, so /ghl/outbound-call and pull-metadata go all the way (it
+    knows the two ended calls near_pull names: reaching them needs no earlier outbound call)."""
+    for call_id in ("call-1", "call-2"):  # the ids near_pull draws
+        vapi_api.calls[call_id] = {"id": call_id, "status": "ended", "assistantId": "asst-1",
+                                   "endedReason": "customer-ended-call"}
     return create_app({"WEBHOOK_TOKEN": TOKEN, "CRON_SECRET": CRON_SECRET,
                        "ADMIN_TOKEN": ADMIN_TOKEN, "VAPI_API_BASE_URL": vapi_api.url,
                        "VAPI_API_KEY": vapi_api.api_key, "VAPI_ASSISTANT_ID": "asst-1",
@@ -44,7 +50,7 @@ def post_routes(app) -> dict[str, str]:
 def credentials(endpoint: str) -> dict[str, str]:
     """What each route needs: the status page takes Basic, the rest the webhook token
     (and /cron/retry its Bearer secret)."""
-    if endpoint.startswith("admin."):
+    if endpoint.startswith(STATUS_PAGES):
         basic = base64.b64encode(f"admin:{ADMIN_TOKEN}".encode()).decode()
         return {"Authorization": f"Basic {basic}"}
     return {"X-Vapi-Secret": TOKEN, "Authorization": f"Bearer {CRON_SECRET}"}
@@ -145,7 +151,7 @@ def test_no_post_route_answers_5xx_or_non_json(app):
     def post_anything(request):
         path, body, query, content_type, authenticated = request
         # Signed out, the status page answers people with its HTML sign-in form.
-        signed = authenticated or routes[path].startswith("admin.")
+        signed = authenticated or routes[path].startswith(STATUS_PAGES)
         response = client.post(path, data=body, query_string=query, content_type=content_type,
                                headers=credentials(routes[path]) if signed else {})
         check_answer(response)

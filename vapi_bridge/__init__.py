@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import admin, cli, cron, errors, outbound, webhooks
+from . import admin, calls, cli, cron, errors, handlers, metrics, outbound, webhooks
 from .bodytimeout import BodyReadDeadline
 from .config import check_webhook_auth, load_settings
 from .integrations import Integrations
@@ -47,6 +47,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(outbound.bp)
     app.register_blueprint(cron.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(calls.bp)
+    metrics.init_app(app, handled_types=handlers.HANDLERS)
     cli.register(app)
     errors.register(app)
     return app

@@ -34,7 +34,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Response
 
-from . import pipeline, render
+from . import chart, pipeline, render
 from .context import Context, current_context
 from .logs import redact
 from .outbox import STEPS
@@ -80,7 +80,7 @@ def _setup(state: BlueprintSetupState) -> None:
 
 
 @bp.before_request
-def _guard() -> Response | None:
+def guard() -> Response | None:
     token = current_app.config["SETTINGS"].admin_token
     if not token:
         abort(404)
@@ -94,7 +94,7 @@ def _guard() -> Response | None:
 
 
 @bp.after_request
-def _headers(response: Response) -> Response:
+def add_headers(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors for older browsers
@@ -105,7 +105,7 @@ def _headers(response: Response) -> Response:
 @bp.get("/")
 def index() -> str:
     ctx = current_context()
-    return render_template("admin/status.html", csrf=_csrf_token(), **_snapshot(ctx),
+    return render_template("admin/status.html", csrf=csrf_token(), **_snapshot(ctx),
                            clients=_clients(ctx), auth_modes=ctx.settings.auth_modes,
                            version=current_app.config["VERSION"], now=time.time(),
                            by_session=g.get("admin_session", False))
@@ -114,25 +114,25 @@ def index() -> str:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Response | tuple[str, int] | tuple[str, int, dict[str, str]] | str:
     if request.method == "GET":
-        return render_template("admin/login.html", csrf=_csrf_token())
+        return render_template("admin/login.html", csrf=csrf_token())
     verdict = check_admin_token(request.form.get("password", ""))
     if verdict.retry_after is not None:
         return _too_many(verdict.retry_after)
     if not verdict.ok:
-        return render_template("admin/login.html", csrf=_csrf_token(),
+        return render_template("admin/login.html", csrf=csrf_token(),
                                error="Wrong password."), 401
     _end_session()  # a browser signing in again leaves no second session behind
     try:
         session_id = get_state().open_session(SESSIONS, SESSION_SECONDS)
     except StorageError as exc:
-        log.warning("[ADMIN] Sign-in without a session, store unavailable (%s)", _kind(exc))
-        return render_template("admin/login.html", csrf=_csrf_token(),
+        log.warning("[ADMIN] Sign-in without a session, store unavailable (%s)", error_kind(exc))
+        return render_template("admin/login.html", csrf=csrf_token(),
                                error="The state store is unavailable, so no session can be kept:"
                                      " sign in with HTTP Basic instead."), 503
     session.clear()
     session.permanent = True
     session["sid"] = session_id
-    _csrf_token()  # a fresh one for the signed-in session
+    csrf_token()  # a fresh one for the signed-in session
     log.info("[ADMIN] Signed in from %s", request.remote_addr)
     return redirect(url_for(".index"), 303)
 
@@ -155,7 +155,7 @@ def retry() -> Response:
                                         limit=RETRY_LIMIT,
                                         deadline=time.monotonic() + RETRY_SECONDS)
     except StorageError as exc:
-        log.warning("[ADMIN] Retry of %s failed, store unavailable (%s)", what, _kind(exc))
+        log.warning("[ADMIN] Retry of %s failed, store unavailable (%s)", what, error_kind(exc))
         flash(f"Store unavailable: the {what} were not retried.", "error")
         return redirect(url_for(".index"), 303)
     log.info("[ADMIN] Retried %s: %s", what, summary)
@@ -190,7 +190,7 @@ def _session_live() -> bool:
     try:
         return get_state().has_session(SESSIONS, session_id)
     except StorageError as exc:
-        log.warning("[ADMIN] Session not checked, store unavailable (%s)", _kind(exc))
+        log.warning("[ADMIN] Session not checked, store unavailable (%s)", error_kind(exc))
         return False
 
 
@@ -203,12 +203,12 @@ def _end_session() -> None:
         get_state().close_session(SESSIONS, session_id)
     except StorageError as exc:
         log.warning("[ADMIN] Session not revoked, store unavailable (%s): it expires with its"
-                    " TTL", _kind(exc))
+                    " TTL", error_kind(exc))
 
 
 def _unauthorized() -> tuple[str, int, dict[str, str]]:
     """Browsers ask for Basic credentials; cancelling shows the sign-in form instead."""
-    return (render_template("admin/login.html", csrf=_csrf_token()), 401,
+    return (render_template("admin/login.html", csrf=csrf_token()), 401,
             {"WWW-Authenticate": REALM})
 
 
@@ -217,11 +217,11 @@ def _too_many(retry_after: int) -> tuple[str, int, dict[str, str]]:
     minutes = -(-retry_after // 60)
     error = (f"Too many failed sign-ins from your address: try again in {minutes} minute"
              f"{'s' if minutes > 1 else ''}.")
-    return (render_template("admin/login.html", csrf=_csrf_token(), error=error), 429,
+    return (render_template("admin/login.html", csrf=csrf_token(), error=error), 429,
             {"Retry-After": str(retry_after)})
 
 
-def _csrf_token() -> str:
+def csrf_token() -> str:
     """This session's CSRF token (Basic users get a session just for it)."""
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
@@ -240,7 +240,7 @@ def _snapshot(ctx: Context) -> dict[str, Any]:
     """Store status, outbox counts and jobs, recent calls; ``store_error`` if it failed."""
     storage = ctx.state.status()
     data: dict[str, Any] = {"storage": storage, "store_error": None, "counts": None,
-                            "parked": [], "dead": [], "calls": []}
+                            "parked": [], "dead": [], "calls": [], "picture": None}
     if not storage["available"] and not storage.get("degraded"):
         # No in-process stand-in: each read would only wait for the same failure.
         data["store_error"] = "store unavailable"
@@ -251,13 +251,14 @@ def _snapshot(ctx: Context) -> dict[str, Any]:
         data["parked"] = [job.summary() for job in outbox.jobs(limit=LIST_JOBS)]
         data["dead"] = [job.summary() for job in outbox.jobs(dead=True, limit=LIST_JOBS)]
         data["calls"] = [_call(call) for call in ctx.state.recent_calls(50)]
+        data["picture"] = chart.last_hours(ctx.state.hourly(chart.NAMES, chart.HOURS))
     except StorageError as exc:
-        log.warning("[ADMIN] Store unavailable while reading the status page (%s)", _kind(exc))
+        log.warning("[ADMIN] Store unavailable while reading the status page (%s)", error_kind(exc))
         data["store_error"] = "store unavailable"
     return data
 
 
-def _kind(exc: StorageError) -> str:
+def error_kind(exc: StorageError) -> str:
     """The driver's error type only: its message may carry the store's address."""
     return type(exc.__cause__ or exc).__name__
 

@@ -1,6 +1,7 @@
 """Operations commands: ``flask --app wsgi vapi-bridge <command>``.
 
-``check`` tries every configured service once; ``replay`` delivers a call read from Vapi;
+``check`` tries every configured service once; ``vapi-setup`` makes Vapi's credential, tools
+and assistants match (``vapi_setup.py``); ``replay`` delivers a call read from Vapi;
 ``outbox`` lists parked (or dead) deliveries; ``retry`` runs one pass over them; ``worker``
 runs a pass every ``WORKER_INTERVAL_SECONDS`` until SIGTERM/SIGINT.
 """
@@ -21,7 +22,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from . import crm_steps, pipeline
+from . import crm_steps, pipeline, vapi_setup, vapi_setup_report
 from .clients import DEFAULT_NAME, Client
 from .config import Settings
 from .context import Context, current_context
@@ -31,7 +32,8 @@ from .outbox import Job
 from .storage import CallBelongsToAnotherClient, StorageError
 
 log = logging.getLogger(__name__)
-cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, replay, outbox, retry, worker.")
+cli = AppGroup("vapi-bridge", help="Operate vapi-bridge: check, vapi-setup, replay, outbox,"
+               " retry, worker.")
 
 
 def register(app: Flask) -> None:
@@ -64,6 +66,8 @@ def check() -> None:
     for client in ctx.settings.clients:
         results += [*_check_ghl(ctx, client), *_check_slack(ctx, client)]
     results.append(_check_vapi(ctx))
+    if results[-1].startswith("OK"):  # per assistant: what vapi-setup would change
+        results += vapi_setup_report.check(ctx.integrations.vapi, ctx.settings)
     for line in results:
         click.echo(line)
     if any(line.startswith("FAIL") for line in results):
@@ -178,6 +182,29 @@ def _check_vapi(ctx: Context) -> str:
     return _probe("vapi", lambda: vapi.check() or "",
                   unreachable="Vapi unreachable: check VAPI_API_BASE_URL and the network",
                   refused="set VAPI_API_KEY to a Vapi private API key")
+
+
+# vapi-setup
+@cli.command("vapi-setup")
+@click.option("--url", help="The bridge's public https://host (default PUBLIC_URL).")
+@click.option("--client", "client_name", help="Only this client (default: every client with"
+              " assistant_ids).")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--yes", is_flag=True, help="Apply without asking.")
+@click.option("--keep-server-messages", is_flag=True, help="Leave serverMessages as they are.")
+def vapi_setup_command(url: str | None, client_name: str | None, dry_run: bool, yes: bool,
+                       keep_server_messages: bool) -> None:
+    """Create or update each client's Vapi credential and tools, and point its assistants here."""
+    ctx = current_context()
+    if ctx.integrations.vapi is None:
+        raise click.ClickException("Vapi is not configured -> set VAPI_API_KEY")
+    try:
+        ok = vapi_setup_report.run(ctx.integrations.vapi, ctx.settings, url, client_name,
+                                   dry_run=dry_run, yes=yes, keep=keep_server_messages)
+    except vapi_setup.SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not ok:
+        sys.exit(1)
 
 
 def _probe(name: str, call: Callable[[], str], *, unreachable: str, refused: str) -> str:

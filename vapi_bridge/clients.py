@@ -8,6 +8,7 @@ phone number id, into an immutable ``Client``: nothing is shared between request
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ class Client:
     ghl_calendar_id: str | None = None
     vapi_assistant_id: str | None = None  # for calls started from GoHighLevel
     vapi_phone_number_id: str | None = None
+    vapi_credential_id: str | None = None  # the Vapi credential vapi-setup attaches, if given
     default_country: str = "US"  # how to read a phone number written without +country
     slack_channel_id: str | None = None
     slack_bot_token: str | None = field(default=None, repr=False)
@@ -68,6 +70,11 @@ class Client:
     stage_allow_backwards: bool = False
 
     @property
+    def key(self) -> str:
+        """The client in a store key or a marker: names are free text, so a digest."""
+        return name_digest(self.name)
+
+    @property
     def has_ghl(self) -> bool:
         return bool(self.ghl_api_key and self.ghl_location_id)
 
@@ -80,6 +87,10 @@ class Client:
         """The option on and a bot token posting (an incoming webhook cannot upload files)."""
         return bool(self.slack_upload_recording and not self.slack_webhook_url
                     and self.slack_bot_token and self.slack_channel_id)
+
+
+def name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 class ClientDirectory:
@@ -144,6 +155,7 @@ class _ClientSchema(Schema):
     ghl_calendar_id = fields.String()
     vapi_assistant_id = fields.String()
     vapi_phone_number_id = fields.String()
+    vapi_credential_id = fields.String(validate=validate.Length(min=1))
     default_country = fields.String(validate=validate.Regexp(r"^[A-Z]{2}$"), load_default="US")
     slack_channel_id = fields.String()
     slack_bot_token = fields.String()

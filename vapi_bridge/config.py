@@ -21,7 +21,7 @@ STORAGE_FALLBACKS = ("memory", "none")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 HMAC_ALGORITHMS = ("sha256", "sha512", "sha1")
 E164 = re.compile(r"\+[1-9]\d{6,14}")
-ADMIN_TOKEN_MIN_LENGTH = 16  # a floor: the README asks for a random token_urlsafe(32)
+TOKEN_MIN_LENGTH = 16  # ADMIN_TOKEN, METRICS_TOKEN (the README asks for a token_urlsafe(32))
 
 
 class ConfigError(ValueError):
@@ -66,6 +66,9 @@ class Settings:
         default_factory=lambda: ClientDirectory([], Client(DEFAULT_NAME)))
     vapi_api_key: str | None = field(default=None, repr=False)
     vapi_api_base_url: str = "https://api.vapi.ai"
+    # vapi-setup: the bridge's public address, and a Vapi credential every client may share.
+    public_url: str | None = None
+    vapi_server_credential_id: str | None = None
     ghl_api_base_url: str = "https://services.leadconnectorhq.com"
     slack_api_base_url: str = "https://slack.com/api/"
     ghl_app_base_url: str = "https://app.gohighlevel.com"
@@ -83,6 +86,9 @@ class Settings:
     cron_secret: str | None = field(default=None, repr=False)
     # The status page at / (404 without it).
     admin_token: str | None = field(default=None, repr=False)
+    # GET /metrics (404 without it); the workers' shared directory under gunicorn.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_dir: str | None = None
 
     @property
     def auth_modes(self) -> list[str]:
@@ -193,13 +199,11 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         base_urls[name] = get(name) or default
         _check_url(name, base_urls[name], ("http", "https"))
 
-    admin_token = get("ADMIN_TOKEN")
-    if admin_token and len(admin_token) < ADMIN_TOKEN_MIN_LENGTH:
-        # The value itself (or its length) is never echoed.
-        raise ConfigError(
-            f"ADMIN_TOKEN must be at least {ADMIN_TOKEN_MIN_LENGTH} characters long; generate one"
-            " with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
-        )
+    public_url = get("PUBLIC_URL")
+    if public_url:
+        _check_url("PUBLIC_URL", public_url, ("https", "http"))
+
+    admin_token, metrics_token = _token(get, "ADMIN_TOKEN"), _token(get, "METRICS_TOKEN")
     webhook_token, hmac_secret = get("WEBHOOK_TOKEN"), get("VAPI_WEBHOOK_HMAC_SECRET")
     # A client's own secret must not be a global one: it could not say whose request it is.
     for variable, secret in (("WEBHOOK_TOKEN", webhook_token),
@@ -244,6 +248,8 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         clients=clients,
         vapi_api_key=get("VAPI_API_KEY"),
         vapi_api_base_url=base_urls["VAPI_API_BASE_URL"].rstrip("/"),
+        public_url=public_url.rstrip("/") if public_url else None,
+        vapi_server_credential_id=get("VAPI_SERVER_CREDENTIAL_ID"),
         ghl_api_base_url=base_urls["GHL_API_BASE_URL"].rstrip("/"),
         slack_api_base_url=base_urls["SLACK_API_BASE_URL"].rstrip("/") + "/",
         ghl_app_base_url=base_urls["GHL_APP_BASE_URL"].rstrip("/"),
@@ -259,7 +265,20 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         worker_interval=_number(get, "WORKER_INTERVAL_SECONDS", float, 30.0),
         cron_secret=get("CRON_SECRET"),
         admin_token=admin_token,
+        metrics_token=metrics_token,
+        metrics_dir=get("PROMETHEUS_MULTIPROC_DIR"),
     )
+
+
+def _token(get, name: str) -> str | None:
+    token = get(name)
+    if token and len(token) < TOKEN_MIN_LENGTH:
+        # The value itself (or its length) is never echoed.
+        raise ConfigError(
+            f"{name} must be at least {TOKEN_MIN_LENGTH} characters long; generate one"
+            " with: python -c \"import secrets; print(secrets.token_urlsafe(32))\""
+        )
+    return token
 
 
 def check_webhook_auth(settings: Settings) -> str | None:

@@ -22,6 +22,7 @@ class Context:
     call_id: str | None = None
     client: Client | None = None  # resolved per call, never shared between requests
     customer_number: str | None = None  # the caller (inbound) or the called (outbound)
+    contact_id: str | None = None  # the CRM contact the call names (its metadata), if any
 
 
 def current_context() -> Context:

@@ -15,7 +15,8 @@ from marshmallow import Schema
 
 from . import logs, pipeline, tools
 from .context import Context
-from .report import CallReport
+from .ids import is_url_id
+from .report import CallReport, find_contact_id
 from .vapi.messages import ToolCall, tool_calls, validate
 from .vapi.schemas import (
     EndOfCallReportSchema,
@@ -77,13 +78,16 @@ def tool_calls_message(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _for_the_call(message: dict[str, Any], ctx: Context) -> Context:
-    """The context of a call's tools: its client, and who is on the line."""
+    """The context of a call's tools: its client, who is on the line, and their CRM contact
+    where the call's creator named it (as the call-ended pipeline reads it)."""
     call = message.get("call") or {}
     customer = message.get("customer") or call.get("customer") or {}
     client = ctx.settings.clients.resolve(call.get("assistantId"), call.get("phoneNumberId"),
                                           owner=ctx.client)
     logs.bind(client=client.name)
-    return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"))
+    contact_id = find_contact_id(message)
+    return dataclasses.replace(ctx, client=client, customer_number=customer.get("number"),
+                               contact_id=contact_id if is_url_id(contact_id) else None)
 
 
 def _owned(ctx: Context) -> Context:

@@ -133,10 +133,20 @@ class Outbox:
         values = self.state.backend.get_many([self._job_key(m) for m in members])
         return [_job(value) for value in values if value]
 
+    def sizes(self) -> dict[str, int]:
+        """Parked and dead jobs, in one round trip."""
+        parked, dead = self.state.backend.zcard_many([self.due_key, self.dead_key])
+        return {"parked": parked, "dead": dead}
+
+    def jobs_of(self, call_id: str) -> list[Job]:
+        """The call's parked and dead jobs, in step order: one MGET."""
+        values = self.state.backend.get_many([self._job_key(f"{call_id}:{step}")
+                                              for step in STEPS])
+        return [_job(value) for value in values if value]
+
     def counts(self) -> dict[str, int]:
-        backend = self.state.backend
-        return {"parked": backend.zcard(self.due_key), "dead": backend.zcard(self.dead_key),
-                "due": len(backend.zrange_by_score(self.due_key, max_score=self.clock()))}
+        due = self.state.backend.zrange_by_score(self.due_key, max_score=self.clock())
+        return {**self.sizes(), "due": len(due)}
 
     @contextmanager
     def lease(self, member: str) -> Iterator[Job | None]:
@@ -203,13 +213,31 @@ def drain(outbox: Outbox, deliver: Callable[[Job], tuple[bool, str | None, bool]
     for member, score in pending:
         if deadline is not None and time.monotonic() >= deadline:
             break
-        outcome = _try(outbox, member, score, deliver)
-        setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
-        if progress and outcome[1]:
-            progress(outcome[1], outcome[0])
+        _tally(summary, _try(outbox, member, score, deliver), progress)
     if summary.seen:
         log.info("[OUTBOX] Drained %s", summary)
     return summary
+
+
+def drain_call(outbox: Outbox, call_id: str,
+               deliver: Callable[[Job], tuple[bool, str | None, bool]], *,
+               progress: Callable[[Job, str], None] | None = None) -> DrainSummary:
+    """Try every parked or dead step of one call now, as ``drain`` would (a dead one gets a
+    new round of attempts first); the lease and the steps' claims make a click safe."""
+    summary = DrainSummary()
+    for job in outbox.jobs_of(call_id):
+        if job.dead_at:
+            job = outbox.revive(job)
+        _tally(summary, _try(outbox, job.member, job.due_at, deliver), progress)
+    log.info("[OUTBOX] Delivered again callId=%s: %s", call_id, summary)
+    return summary
+
+
+def _tally(summary: DrainSummary, outcome: tuple[str, Job | None],
+           progress: Callable[[Job, str], None] | None) -> None:
+    setattr(summary, outcome[0], getattr(summary, outcome[0]) + 1)
+    if progress and outcome[1]:
+        progress(outcome[1], outcome[0])
 
 
 def _try(outbox: Outbox, member: str, listed_due: float, deliver) -> tuple[str, Job | None]:

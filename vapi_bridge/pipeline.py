@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from . import crm_steps, logs, recording, render
+from . import crm_steps, logs, metrics, recording, render
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
 from .integrations import DeliveryError
-from .outbox import DrainSummary, Job, Outbox, drain
+from .outbox import DrainSummary, Job, Outbox, drain, drain_call
 from .report import CallReport
 from .vapi.messages import InvalidPayload, validate
 from .vapi.schemas import EndOfCallReportSchema
@@ -149,13 +149,15 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
 def _record(report: CallReport, ctx: Context, contact_id: str | None,
             results: dict[str, StepResult], *, summary: bool = False) -> dict[str, dict[str, Any]]:
     delivery = {name: result.to_dict() for name, result in results.items()}
+    metrics.deliveries({name: result.status for name, result in results.items()})
     metadata = {**report.to_metadata(), "client": ctx.client.name,
                 "contact_id": contact_id or report.contact_id, "delivery": delivery}
+    counted = [f"step-{result.status}" for result in results.values()]  # the hourly picture
     if summary:
         ctx.state.record_call(report.call_id, summary=report.summary, metadata=metadata,
-                              client=ctx.client.name)
+                              client=ctx.client.name, count=counted)
     else:
-        ctx.state.store_metadata(report.call_id, metadata)
+        ctx.state.store_metadata(report.call_id, metadata, count=counted)
     log.info("[END_OF_CALL] Delivered callId=%s client=%s outcome=%s %s", report.call_id,
              ctx.client.name, report.outcome,
              " ".join(f"{name}={result.status}" for name, result in results.items()))
@@ -205,13 +207,17 @@ def redeliver(job: Job, ctx: Context) -> tuple[bool, str | None, bool]:
 
 
 def drain_outbox(ctx: Context, *, progress: Callable[[Job, str], None] | None = None,
-                 **options: Any) -> DrainSummary:
-    """One pass of the outbox (options: see ``outbox.drain``); its summary."""
+                 call_id: str | None = None, **options: Any) -> DrainSummary:
+    """One pass of the outbox (options: see ``outbox.drain``), or with ``call_id`` every
+    parked or dead step of that call, now; its summary."""
     def after(job: Job, outcome: str) -> None:
         _update_delivery(ctx, job, outcome)
+        metrics.retried(job.step, outcome)
         if progress:
             progress(job, outcome)
 
+    if call_id is not None:
+        return drain_call(outbox(ctx), call_id, lambda job: redeliver(job, ctx), progress=after)
     return drain(outbox(ctx), lambda job: redeliver(job, ctx), progress=after, **options)
 
 
@@ -223,7 +229,7 @@ def _update_delivery(ctx: Context, job: Job, outcome: str) -> None:
     result = (StepResult("ok", job.attempts + 1) if outcome == "delivered"
               else _as_result(job, job.dead_at is None))
     metadata.setdefault("delivery", {})[job.step] = result.to_dict()
-    ctx.state.store_metadata(job.call_id, metadata)
+    ctx.state.store_metadata(job.call_id, metadata, count=[f"step-{result.status}"])
 
 
 def fill_gaps(report: CallReport, ctx: Context) -> CallReport:

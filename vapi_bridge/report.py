@@ -154,10 +154,11 @@ def _metadata_places(message: dict[str, Any]) -> list[dict[str, Any]]:
     """Where a call's creator may have put our data (reference §4.6), best first."""
     call = message.get("call") or {}
     overrides = call.get("assistantOverrides") or {}
+    # A tool-calls message's schema does not check ``artifact``: read only if an object.
+    artifact = message.get("artifact") if isinstance(message.get("artifact"), dict) else {}
     places = [
         overrides.get("variableValues"), overrides.get("metadata"), call.get("metadata"),
-        (message.get("assistant") or {}).get("metadata"),
-        (message.get("artifact") or {}).get("variableValues"),
+        (message.get("assistant") or {}).get("metadata"), artifact.get("variableValues"),
     ]
     return [place for place in places if isinstance(place, dict)]
 

@@ -30,6 +30,7 @@ class FakeGhl(Fake):
         self.upserts: list[dict[str, Any]] = []
         self.custom_fields: list[dict[str, Any]] = []  # as GET .../customFields answers them
         self.refused_scopes: set[str] = set()
+        self.gone: dict[str, int] = {}  # removed contacts: their id is answered with this status
         self._ids = itertools.count(1)
         self.route("/contacts/search/duplicate", "GET", self._duplicate)
         self.route("/contacts/upsert", "POST", self._upsert)
@@ -43,6 +44,12 @@ class FakeGhl(Fake):
         self.contacts[contact_id] = {"id": contact_id, "phone": phone,
                                      "locationId": location_id, **fields}
         return contact_id
+
+    def remove_contact(self, contact_id: str, status: int = 404) -> None:
+        """Deleted (or merged away): a request naming its id, in the path or as the body's
+        ``contactId``, gets ``status`` and GoHighLevel's "Contact with id ... not found"."""
+        del self.contacts[contact_id]
+        self.gone[contact_id] = status
 
     def add_custom_field(self, location_id: str, field_key: str, field_id: str,
                          model: str = "contact", data_type: str = "TEXT",
@@ -64,6 +71,14 @@ class FakeGhl(Fake):
                                  401)
         if self.refused_scopes.intersection(scopes(request)):
             return json_response(NOT_AUTHORIZED, 401)
+        in_path = re.match(r"/contacts/([^/]+)", request.path)
+        body = request.get_json(silent=True) if request.method in ("POST", "PUT") else None
+        named = isinstance(body, dict) and body.get("contactId")
+        for contact_id in (in_path and in_path[1], named):
+            if contact_id in self.gone:
+                return json_response({"statusCode": self.gone[contact_id],
+                                      "message": f"Contact with id {contact_id} not found"},
+                                     self.gone[contact_id])
         return None
 
     def _duplicate(self, request: Request) -> Response:

@@ -58,10 +58,11 @@ class FakeGhlCrm(FakeGhl):
             self.requests.clear()
             self._failures.clear()
             self.delay = 0.0
+            self.most_in_flight = 0
             for collection in (self.contacts, self.notes, self.tags, self.upserts, self.messages,
                                self.opportunities, self.hooks, self.custom_fields,
                                self.refused_scopes, self.contact_updates, self.field_values,
-                               self.pipelines):
+                               self.pipelines, self.gone):
                 collection.clear()
             self._ids = itertools.count(1)
             self._opportunity_ids = itertools.count(1)

@@ -49,6 +49,8 @@ class Fake:
         self.requests: list[Request] = []
         self._failures: deque[tuple[int, dict[str, str]]] = deque()
         self.delay = 0.0
+        self.in_flight = 0
+        self.most_in_flight = 0  # requests being answered at once, at most (with a delay)
 
     @property
     def url(self) -> str:
@@ -84,7 +86,12 @@ class Fake:
             self.requests.append(request)
             failure = self._failures.popleft() if self._failures else None
         if self.delay:
+            with self.lock:
+                self.in_flight += 1
+                self.most_in_flight = max(self.most_in_flight, self.in_flight)
             time.sleep(self.delay)
+            with self.lock:
+                self.in_flight -= 1
         if failure:
             status, headers = failure
             message = ["scripted failure"] if status == 422 else "scripted failure"  # GHL's shapes

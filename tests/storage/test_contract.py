@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
+from vapi_bridge.storage.state import TOOL_CALLS_KEPT
 
 SUMMARY = "Caller booked a cleaning for Tuesday. Señora Núñez 😀 — 预约"
 METADATA = {"ghl": {"contactId": "c_1", "tags": ["nuevo", "café"]}, "n": 3, "ok": True, "x": None}
@@ -270,6 +271,14 @@ def test_zrem_and_zcard(store: StateStore):
     assert backend.zrange_by_score(key) == [("b", 2.0)]
 
 
+def test_zcard_many_in_order(store: StateStore):
+    backend = store.backend
+    backend.zadd(store.key("z1"), "a", 1)
+    backend.zadd(store.key("z1"), "b", 2)
+    backend.zadd(store.key("z2"), "a", 1)
+    assert backend.zcard_many([store.key("z2"), store.key("none"), store.key("z1")]) == [1, 0, 2]
+
+
 def test_a_sorted_set_expires(store: StateStore):
     key = store.key("z")
     store.backend.zadd(key, "a", 1, ex=1)
@@ -434,3 +443,70 @@ def test_a_call_belongs_to_the_client_that_recorded_it_first(store: StateStore):
     with pytest.raises(CallBelongsToAnotherClient):
         store.record_call("call-2", summary="s", metadata={}, client="North Dental")
     assert store.get_metadata("call-2") is None
+
+
+def test_a_callers_contact_is_kept_per_call_and_client_with_the_ttl(make_store):
+    store = make_store(STATE_STORAGE_TTL="3600")
+    store.keep_caller_contact("call-1", "client-a", "contact-a")
+    store.keep_caller_contact("call-1", "client-b", "contact-b")
+    assert store.caller_contact("call-1", "client-a") == "contact-a"
+    assert store.caller_contact("call-1", "client-b") == "contact-b"
+    assert store.caller_contact("call-2", "client-a") is None
+    assert 3590 <= store.backend.ttl(f"{store.prefix}:caller-contact:call-1:client-a") <= 3600
+    store.forget_caller_contact("call-1", "client-a")
+    assert store.caller_contact("call-1", "client-a") is None
+    assert store.caller_contact("call-1", "client-b") == "contact-b"
+    for bad in BAD_IDS:
+        with pytest.raises(ValueError):
+            store.keep_caller_contact(bad, "client-a", "contact-a")  # type: ignore[arg-type]
+
+
+def test_tool_calls_of_a_call_are_logged_bounded_with_the_ttl(make_store):
+    store = make_store(STATE_STORAGE_TTL="3600")
+    assert store.tool_calls("call-1") == []
+    store.record_tool_call("call-1", "check_availability", "ok", at=1000.0)
+    store.record_tool_call("call-1", "book_appointment", "error", at=1001.0)
+    store.record_tool_call("call-2", "other", "ok", at=1002.0)
+    assert store.tool_calls("call-1") == [
+        {"name": "check_availability", "outcome": "ok", "at": 1000.0},
+        {"name": "book_appointment", "outcome": "error", "at": 1001.0}]  # oldest first
+    assert 3590 <= store.backend.ttl(store.key("tool-calls", "call-1")) <= 3600
+    for n in range(TOOL_CALLS_KEPT + 5):
+        store.record_tool_call("call-1", f"tool-{n}", "ok", at=2000.0 + n)
+    logged = store.tool_calls("call-1")
+    assert len(logged) == TOOL_CALLS_KEPT and logged[-1]["name"] == f"tool-{TOOL_CALLS_KEPT + 4}"
+    store.record_tool_call("call-3", "x" * 500, "ok")
+    assert store.tool_calls("call-3")[0]["name"] == "x" * 64  # a name is capped
+    with pytest.raises(ValueError):
+        store.record_tool_call("a:b", "name", "ok")
+
+
+def test_the_tool_call_log_expires(make_store):
+    store = make_store(STATE_STORAGE_TTL="1")
+    store.record_tool_call("call-1", "check_availability", "ok")
+    time.sleep(1.2)
+    assert store.tool_calls("call-1") == []
+
+
+def test_hourly_counters_count_calls_and_steps_per_hour(store: StateStore):
+    now = 1_800_000_000.0  # counted by the current hour; the reads ask for this clock
+    store.record_call("call-1", summary=None, metadata={}, count=["step-ok", "step-ok"])
+    store.store_metadata("call-1", {"a": 1}, count=["step-parked"])
+    assert store.get_metadata("call-1") == {"a": 1}
+    hours = store.hourly(["calls", "step-ok", "step-parked"], hours=24)
+    assert len(hours) == 24 and hours[-1][1] == {"calls": 1, "step-ok": 2, "step-parked": 1}
+    assert all(counts == {"calls": 0, "step-ok": 0, "step-parked": 0}
+               for _, counts in hours[:-1])
+    assert hours[-1][0] == time.time() // 3600 * 3600 and hours[0][0] == hours[-1][0] - 23 * 3600
+    assert [start for start, _ in store.hourly(["calls"], hours=2, now=now)] == [
+        now // 3600 * 3600 - 3600, now // 3600 * 3600]
+    key = store.key("hourly", str(int(time.time() // 3600)), "step-ok")
+    assert 0 < store.backend.ttl(key) <= store.ttl
+
+
+def test_set_many_adds_to_counters_with_the_ttl(store: StateStore):
+    key = store.key("counter")
+    store.backend.set_many({}, ex=60, incr={key: 2})
+    store.backend.set_many({store.key("x"): "y"}, ex=60, incr={key: 3})
+    assert store.backend.get(key) == "5" and store.backend.get(store.key("x")) == "y"
+    assert 50 <= store.backend.ttl(key) <= 60

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
+from vapi_bridge.outbox import Outbox
 from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
 from vapi_bridge.storage.base import SET_OR_GET_LUA
 
@@ -60,8 +62,10 @@ def test_rest_one_round_trip_per_operation(store: StateStore, upstash):
 def test_redis_call_report_and_status_costs(store: StateStore, redis_client):
     store.backend.ping()
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1})  # noqa: E731
-    # One pipeline: metadata, summary, and the call's place among the recent calls.
-    assert _redis_cost(redis_client, record) == ({"set": 2, "xadd": 1}, 1)
+    # One pipeline: metadata, summary, the call's place among the recent calls (kept as
+    # long as the TTL), and this hour's call counter (the status page's picture).
+    assert _redis_cost(redis_client, record) == ({"set": 2, "xadd": 1, "incrby": 1,
+                                                  "expire": 2}, 1)
     advance = lambda: store.advance_status("c1", "ringing")  # noqa: E731
     assert _redis_commands(redis_client, advance) == {"zadd": 1, "expire": 1}
 
@@ -73,12 +77,27 @@ def test_rest_call_report_and_status_are_one_round_trip_each(store: StateStore, 
     store.advance_status("c1", "ringing")
     bodies = upstash.commands()
     assert len(bodies) == 3
+    hour = store.key("hourly", str(int(time.time() // 3600)), "calls")
     assert [command[:2] for command in bodies[0]] == [
         ["SET", store.key("metadata", "c1")], ["SET", store.key("summary", "c1")],
-        ["XADD", store.key("recent-calls")]]
+        ["XADD", store.key("recent-calls")], ["EXPIRE", store.key("recent-calls")],
+        ["INCRBY", hour], ["EXPIRE", hour]]
     assert [command[0] for command in bodies[1]] == ["ZADD", "EXPIRE"]  # one /pipeline each
     assert [command[0] for command in bodies[2]] == ["ZADD", "EXPIRE"]
     assert store.get_status("c1") == "ended"
+
+
+@pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
+def test_redis_outbox_sizes_are_one_round_trip(store: StateStore, redis_client):
+    store.backend.ping()
+    assert _redis_cost(redis_client, Outbox(store).sizes) == ({"zcard": 2}, 1)  # a /metrics scrape
+
+
+@pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
+def test_rest_outbox_sizes_are_one_round_trip(store: StateStore, upstash):
+    assert Outbox(store).sizes() == {"parked": 0, "dead": 0}
+    [body] = upstash.commands()
+    assert body == [["ZCARD", store.key("outbox", "due")], ["ZCARD", store.key("outbox", "dead")]]
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
@@ -99,14 +118,15 @@ def test_rest_counting_an_attempt_is_one_round_trip(store: StateStore, upstash):
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
-def test_redis_a_call_record_with_its_owner_is_4_commands_in_2_round_trips(store: StateStore,
+def test_redis_a_call_record_with_its_owner_is_2_round_trips(store: StateStore,
                                                                           redis_client):
     store.backend.ping()
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1},  # noqa: E731
                                        client="North Dental")
     # SET NX GET for the owner, then the pipeline as before; a retry of its client alike.
-    assert _redis_cost(redis_client, record) == ({"set": 3, "xadd": 1}, 2)
-    assert _redis_cost(redis_client, record) == ({"set": 3, "xadd": 1}, 2)
+    cost = {"set": 3, "xadd": 1, "incrby": 1, "expire": 2}
+    assert _redis_cost(redis_client, record) == (cost, 2)
+    assert _redis_cost(redis_client, record) == (cost, 2)
 
     def another_client():
         with pytest.raises(CallBelongsToAnotherClient):
@@ -115,13 +135,15 @@ def test_redis_a_call_record_with_its_owner_is_4_commands_in_2_round_trips(store
     assert _redis_cost(redis_client, another_client) == ({"set": 1}, 1)  # nothing written
 
 
-def test_redis_an_end_of_call_report_is_4_commands_in_2_round_trips(redis_url, prefix,
+def test_redis_an_end_of_call_report_is_2_round_trips(redis_url, prefix,
                                                                    redis_client):
     app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix})
     app.extensions["state_storage"].backend.ping()
     report = copy.deepcopy(EOCR_CURRENT)
     post = lambda: app.test_client().post("/vapi/webhook", json=report)  # noqa: E731
-    assert _redis_cost(redis_client, post) == ({"set": 3, "xadd": 1}, 2)
+    # Counted in the same pipeline: the call, and its 3 skipped steps under one counter.
+    assert _redis_cost(redis_client, post) == ({"set": 3, "xadd": 1, "incrby": 2,
+                                                "expire": 3}, 2)
     assert app.extensions["state_storage"].call_owner("call-2") == "default"
 
 
@@ -143,6 +165,7 @@ def test_rest_a_call_record_with_its_owner_is_2_round_trips(store: StateStore, u
         store.record_call("c1", summary="x", metadata={}, client="South")
     owner, pipeline, refused = upstash.commands()
     assert owner == ["EVAL", SET_OR_GET_LUA, 1, store.key("owner", "c1"), "North Dental", 86400]
-    assert [command[0] for command in pipeline] == ["SET", "SET", "XADD"]
+    assert [command[0] for command in pipeline] == ["SET", "SET", "XADD", "EXPIRE", "INCRBY",
+                                                    "EXPIRE"]
     assert refused[0] == "EVAL"  # and nothing after it
     assert store.get_call_summary("c1") == "s"

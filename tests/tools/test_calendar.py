@@ -349,3 +349,19 @@ def test_nothing_personal_reaches_the_log(app, ghl_calendar, caplog):
                    "Private matter", "pit-cal"):
         assert secret not in logged
     assert "appointmentId=appt-1" in logged
+
+
+def test_a_later_booking_in_the_call_makes_only_its_own_request(app, ghl_calendar):
+    """The caller's contact is found once per call (tools/contacts.py), also when it is gone."""
+    old = ghl_calendar.add_contact(CALLER, "loc-1")
+    result(app, "book_appointment", {"startTime": "2026-12-03T10:00"})
+    ghl_calendar.requests.clear()
+    result(app, "book_appointment", {"startTime": "2026-12-03T11:00"}, tool_call_id="t2")
+    assert [r.path for r in ghl_calendar.requests] == ["/calendars/events/appointments"]
+    ghl_calendar.remove_contact(old, 400)  # GoHighLevel: "Contact with id ... not found"
+    new = ghl_calendar.add_contact(CALLER, "loc-1")
+    result(app, "book_appointment", {"startTime": "2026-12-03T12:00"}, tool_call_id="t3")
+    assert [r.path for r in ghl_calendar.requests][1:] == [
+        "/calendars/events/appointments", "/contacts/search/duplicate",
+        "/calendars/events/appointments"]
+    assert [a["contactId"] for a in ghl_calendar.appointments] == [old, old, new]

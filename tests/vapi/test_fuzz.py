@@ -266,6 +266,11 @@ def check_store(app) -> Counter:
             assert len(ids) == 2 and re.fullmatch("[0-9a-f]{16}", ids[0]), key
             answer = json.loads(value.removeprefix(ANSWER_PREFIX))
             assert value.startswith(ANSWER_PREFIX) and set(answer) <= {"result", "error"}, value
+        elif kind == "tool-calls":  # a capped log of the call's tool calls, no arguments
+            assert len(ids) == 1, key
+            assert all(set(json.loads(entry)) == {"name", "outcome", "at"} for entry in value)
+        elif kind == "hourly":  # the status page's counters: <hour>:<name>
+            assert len(ids) == 2 and ids[0].isdigit() and int(value) > 0, (key, value)
         else:
             assert len(ids) <= 2, key
             assert value == SENT or re.fullmatch(re.escape(CLAIM_PREFIX) + "[0-9a-f]{32}", value)

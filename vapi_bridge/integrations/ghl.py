@@ -11,6 +11,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from .. import metrics
 from ..ids import url_path
 from . import DeliveryError, http_error, status_error
 
@@ -158,8 +159,9 @@ class GhlClient:
         """
         url = self.base_url + url_path(path, *ids)
         try:
-            response = self._session.request(method, url, timeout=self._timeout,
-                                              headers={"Version": version}, **kwargs)
+            with metrics.outside("ghl"):
+                response = self._session.request(method, url, timeout=self._timeout,
+                                                  headers={"Version": version}, **kwargs)
         except requests.RequestException as exc:
             raise http_error("ghl", exc) from None
         if not_found_ok and response.status_code == 404:

@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.web import SlackResponse
 from slack_sdk.webhook import WebhookClient
 
+from .. import metrics
 from ..clients import Client
 from . import DeliveryError
 
@@ -68,7 +69,8 @@ class Slack:
 
     def _api(self, call: Callable[[WebClient], SlackResponse]) -> SlackResponse:
         try:
-            return call(self._web_client())
+            with metrics.outside("slack"):
+                return call(self._web_client())
         except SlackApiError as exc:
             raise _api_error(exc) from None
         except (SlackClientError, OSError) as exc:
@@ -78,7 +80,8 @@ class Slack:
         webhook = WebhookClient(self._client.slack_webhook_url, timeout=self._timeout,
                                 retry_handlers=_retry_handlers())
         try:
-            response = webhook.send(text=text, blocks=blocks)
+            with metrics.outside("slack"):
+                response = webhook.send(text=text, blocks=blocks)
         except (SlackClientError, OSError) as exc:
             raise DeliveryError("slack", type(exc).__name__) from None
         if response.status_code != 200 or response.body != "ok":  # it never raises on these

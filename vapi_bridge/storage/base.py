@@ -45,11 +45,14 @@ class Backend(ABC):
 
     @abstractmethod
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 append: tuple[str, str, int] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None,
+                 incr: Mapping[str, int] | None = None) -> None:
         """Write several keys in one round trip (not atomic).
 
         ``append`` = (log key, value, keep) appends ``value`` to a capped log in the same
-        round trip, which then keeps only its last ``keep`` values (Redis: XADD MAXLEN).
+        round trip, which then keeps only its last ``keep`` values (Redis: XADD MAXLEN) and
+        expires ``ex`` seconds after this append. ``incr`` adds to counters, each then
+        expiring ``ex`` seconds from now (INCRBY, EXPIRE).
         """
 
     @abstractmethod
@@ -92,6 +95,10 @@ class Backend(ABC):
 
     @abstractmethod
     def zcard(self, key: str) -> int: ...
+
+    @abstractmethod
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        """The sizes of several sorted sets in one round trip."""
 
     @abstractmethod
     def ttl(self, key: str) -> int:

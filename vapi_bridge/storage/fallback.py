@@ -97,8 +97,9 @@ class FallbackBackend(Backend):
         return self._use("get_many", keys)
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 append: tuple[str, str, int] | None = None) -> None:
-        return self._use("set_many", items, ex=ex, append=append)
+                 append: tuple[str, str, int] | None = None,
+                 incr: Mapping[str, int] | None = None) -> None:
+        return self._use("set_many", items, ex=ex, append=append, incr=incr)
 
     def latest(self, key: str, count: int) -> list[str]:
         return self._use("latest", key, count)
@@ -129,6 +130,9 @@ class FallbackBackend(Backend):
 
     def zcard(self, key: str) -> int:
         return self._use("zcard", key)
+
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        return self._use("zcard_many", keys)
 
     def ttl(self, key: str) -> int:
         return self._use("ttl", key)
@@ -212,7 +216,8 @@ class FallbackBackend(Backend):
                         self.primary.zadd(key, member, score, gt=True, ex=ttl)
                 elif isinstance(value, deque):  # a capped log: the recent calls
                     for item in value:
-                        self.primary.set_many({}, ex=1, append=(key, item, value.maxlen or 50))
+                        self.primary.set_many({}, ex=ttl or 86400,
+                                              append=(key, item, value.maxlen or 50))
                 else:
                     self.primary.set(key, value, ex=ttl or 86400, nx=True)
         except StorageError as exc:

@@ -66,7 +66,8 @@ class MemoryBackend(Backend):
             return None
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 append: tuple[str, str, int] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None,
+                 incr: Mapping[str, int] | None = None) -> None:
         with self._lock:
             for key, value in items.items():
                 self._write(key, value, ex)
@@ -75,7 +76,10 @@ class MemoryBackend(Backend):
                 entry = self._live(key)
                 log = entry[0] if entry and isinstance(entry[0], deque) else deque(maxlen=keep)
                 log.append(value)
-                self._write(key, log, None)
+                self._write(key, log, ex)
+            for key, amount in (incr or {}).items():
+                count = self._string(key)
+                self._write(key, str(int(count or 0) + amount), ex)
 
     def latest(self, key: str, count: int) -> list[str]:
         with self._lock:
@@ -138,6 +142,10 @@ class MemoryBackend(Backend):
     def zcard(self, key: str) -> int:
         with self._lock:
             return len(self._zset(key)[0])
+
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        with self._lock:
+            return [len(self._zset(key)[0]) for key in keys]
 
     def ttl(self, key: str) -> int:
         with self._lock:

@@ -88,7 +88,8 @@ class RedisBackend(Backend):
             return self._client.mget(keys)
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 append: tuple[str, str, int] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None,
+                 incr: Mapping[str, int] | None = None) -> None:
         with _wrapped():
             pipe = self._client.pipeline(transaction=False)
             for key, value in items.items():
@@ -96,6 +97,10 @@ class RedisBackend(Backend):
             if append:
                 key, value, keep = append
                 pipe.xadd(key, {"v": value}, maxlen=keep, approximate=False)
+                pipe.expire(key, ex)
+            for key, amount in (incr or {}).items():
+                pipe.incrby(key, amount)
+                pipe.expire(key, ex)
             pipe.execute()
 
     def latest(self, key: str, count: int) -> list[str]:
@@ -146,6 +151,13 @@ class RedisBackend(Backend):
     def zcard(self, key: str) -> int:
         with _wrapped():
             return int(self._client.zcard(key))
+
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        with _wrapped():
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.zcard(key)
+            return [int(size) for size in pipe.execute()]
 
     def ttl(self, key: str) -> int:
         with _wrapped():

@@ -55,11 +55,14 @@ class RestBackend(Backend):
         return list(self._command("MGET", *keys)) if keys else []
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
-                 append: tuple[str, str, int] | None = None) -> None:
+                 append: tuple[str, str, int] | None = None,
+                 incr: Mapping[str, int] | None = None) -> None:
         commands = [["SET", key, value, "EX", ex] for key, value in items.items()]
         if append:
             key, value, keep = append
-            commands.append(["XADD", key, "MAXLEN", keep, "*", "v", value])
+            commands += [["XADD", key, "MAXLEN", keep, "*", "v", value], ["EXPIRE", key, ex]]
+        for key, amount in (incr or {}).items():
+            commands += [["INCRBY", key, amount], ["EXPIRE", key, ex]]
         self._pipeline(commands)
 
     def latest(self, key: str, count: int) -> list[str]:
@@ -103,6 +106,9 @@ class RestBackend(Backend):
 
     def zcard(self, key: str) -> int:
         return int(self._command("ZCARD", key))
+
+    def zcard_many(self, keys: Sequence[str]) -> list[int]:
+        return [int(size) for size in self._pipeline([["ZCARD", key] for key in keys])]
 
     def ttl(self, key: str) -> int:
         return int(self._command("TTL", key))

@@ -3,6 +3,10 @@
 Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>``,
 ``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL. A call belongs to
 the client that first recorded it: ``<prefix>:owner:<callId>`` holds that client's name.
+The tools keep the caller's contact id under ``<prefix>:caller-contact:<callId>:<client>``.
+``<prefix>:tool-calls:<callId>`` logs the call's tool calls (name, outcome, time) and
+``<prefix>:hourly:<hour>:<name>`` counts calls and delivery outcomes per hour (the status
+page's picture), both written in the same round trip as what they describe or count.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from .base import Backend, StorageError
@@ -31,6 +36,7 @@ _MAX_OPEN_CLAIMS = 10_000
 # Vapi's call statuses in the order a call moves through them.
 CALL_STATUSES = ("scheduled", "queued", "ringing", "in-progress", "forwarding", "ended")
 RECENT_CALLS = 50  # what the status page lists: the log keeps twice that (repeats)
+TOOL_CALLS_KEPT = 50  # per call: the newest are kept
 
 
 class CallBelongsToAnotherClient(Exception):
@@ -76,9 +82,16 @@ class StateStore:
         return summary
 
     # Call metadata (a JSON object)
-    def store_metadata(self, call_id: str, metadata: dict[str, Any]) -> None:
+    def store_metadata(self, call_id: str, metadata: dict[str, Any], *,
+                       count: Sequence[str] = ()) -> None:
+        """Write the metadata; ``count`` adds one per name to this hour's counters (same
+        round trip)."""
         key = self.key("metadata", check_id(call_id, "call_id"))
-        self.backend.set(key, _json_object(metadata), ex=self.ttl)
+        if not count:
+            self.backend.set(key, _json_object(metadata), ex=self.ttl)
+            return
+        self.backend.set_many({key: _json_object(metadata)}, ex=self.ttl,
+                              incr=self._hourly(count))
 
     def get_metadata(self, call_id: str) -> dict[str, Any] | None:
         value = self.backend.get(self.key("metadata", check_id(call_id, "call_id")))
@@ -94,8 +107,9 @@ class StateStore:
                 for call_id, value in zip(ids, values, strict=True) if value]
 
     def record_call(self, call_id: str, *, summary: str | None, metadata: dict[str, Any],
-                    client: str | None = None) -> None:
-        """Summary and metadata of an ended call, listed among the recent calls: one round trip.
+                    client: str | None = None, count: Sequence[str] = ()) -> None:
+        """Summary and metadata of an ended call, listed among the recent calls and counted
+        in this hour's ``calls`` (and ``count``'s names): one round trip.
 
         With ``client``, first one more (``own_call``): a call of another client raises
         ``CallBelongsToAnotherClient`` before anything is written.
@@ -108,10 +122,40 @@ class StateStore:
             items[self.key("summary", call_id)] = summary
         # The recent calls: a log capped in the same command (XADD MAXLEN), bounded for free.
         recent = (self.key("recent-calls"), call_id, 2 * RECENT_CALLS)
-        self.backend.set_many(items, ex=self.ttl, append=recent)
+        self.backend.set_many(items, ex=self.ttl, append=recent,
+                              incr=self._hourly(["calls", *count]))
         # DEBUG: the pipeline's "[END_OF_CALL] Delivered" line is the one line of a report.
         log.debug("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
+
+    # Per-hour counters: what the status page draws for the last hours.
+    def _hourly(self, names: Sequence[str], now: float | None = None) -> dict[str, int]:
+        hour = str(int((time.time() if now is None else now) // 3600))
+        return dict(Counter(self.key("hourly", hour, name) for name in names))
+
+    def hourly(self, names: Sequence[str], hours: int = 24,
+               now: float | None = None) -> list[tuple[float, dict[str, int]]]:
+        """(hour's start, {name: count}) for the last ``hours`` hours, oldest first: one MGET."""
+        last = int((time.time() if now is None else now) // 3600)
+        starts = range(last - hours + 1, last + 1)
+        values = iter(self.backend.get_many([self.key("hourly", str(hour), name)
+                                             for hour in starts for name in names]))
+        return [(hour * 3600.0, {name: int(next(values) or 0) for name in names})
+                for hour in starts]
+
+    # Tool calls made during a call: a capped log that expires with the call's other keys.
+    def record_tool_call(self, call_id: str, name: str, outcome: str,
+                         at: float | None = None) -> None:
+        """Log one tool call of ``call_id`` (no arguments, no result): one round trip."""
+        entry = json.dumps({"name": name[:64], "outcome": outcome,
+                            "at": time.time() if at is None else at}, ensure_ascii=False)
+        key = self.key("tool-calls", check_id(call_id, "call_id"))
+        self.backend.set_many({}, ex=self.ttl, append=(key, entry, TOOL_CALLS_KEPT))
+
+    def tool_calls(self, call_id: str) -> list[dict[str, Any]]:
+        """The call's logged tool calls, oldest first."""
+        key = self.key("tool-calls", check_id(call_id, "call_id"))
+        return [json.loads(entry) for entry in reversed(self.backend.latest(key, TOOL_CALLS_KEPT))]
 
     # Ownership: one command (SET NX GET), so the first recorder wins even among racers.
     def own_call(self, call_id: str, client: str) -> None:
@@ -222,6 +266,20 @@ class StateStore:
     def get_call_contact(self, call_id: str) -> dict[str, Any] | None:
         value = self.backend.get(self.key("call-contact", check_id(call_id, "call_id")))
         return json.loads(value) if value else None
+
+    # The caller's CRM contact, found once per call by the tools and kept for the call's
+    # length. Under the call and one client (``client`` is a digest): never shared.
+    def keep_caller_contact(self, call_id: str, client: str, contact_id: str) -> None:
+        self.backend.set(self._caller_key(call_id, client), contact_id, ex=self.ttl)
+
+    def caller_contact(self, call_id: str, client: str) -> str | None:
+        return self.backend.get(self._caller_key(call_id, client))
+
+    def forget_caller_contact(self, call_id: str, client: str) -> None:
+        self.backend.delete(self._caller_key(call_id, client))
+
+    def _caller_key(self, call_id: str, client: str) -> str:
+        return self.key("caller-contact", check_id(call_id, "call_id"), check_id(client, "client"))
 
     # Attempts: how often someone tried something within a window (the sign-in limit).
     # One counter per ``who`` (an address...), hashed: any string is safe in the key.

@@ -8,7 +8,6 @@ result and error as a single-line string, one per ``toolCallId``, in order. Each
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import re
@@ -17,10 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
+from .. import metrics
+from ..clients import name_digest
 from ..context import Context
 from ..integrations import DeliveryError
-from ..storage import check_id
+from ..storage import StorageError, check_id
 from ..vapi.messages import ToolCall
+from .definitions import DEFINITIONS
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,10 @@ class ToolError(Exception):
 
 
 def tool(name: str) -> Callable[[Tool], Tool]:
+    """Register a tool; what Vapi is told about it lives in ``definitions.DEFINITIONS``."""
+    if name not in DEFINITIONS:
+        raise KeyError(f"tool {name!r} has no definition in tools/definitions.py")
+
     def register(function: Tool) -> Tool:
         REGISTRY[name] = function
         return function
@@ -63,13 +69,24 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
         ctx.state.store_answer("tool", ids, answer)
     else:  # a passing outage: let Vapi's next delivery try again
         ctx.state.release("tool", *ids)
+    _log_for_the_call(call, ctx, "ok" if "result" in answer else "error")
     return answer
+
+
+def _log_for_the_call(call: ToolCall, ctx: Context, outcome: str) -> None:
+    """The call's page lists its tool calls: name, outcome and time, never the arguments."""
+    if not ctx.call_id:
+        return
+    try:
+        ctx.state.record_tool_call(ctx.call_id, call.name or "(no name)", outcome)
+    except (StorageError, ValueError) as exc:  # the answer matters more than its log line
+        log.warning("[TOOLS] %s not logged for callId=%s (%s)", call.name, ctx.call_id,
+                    type(exc).__name__)
 
 
 def client_key(ctx: Context) -> str:
     """The client as part of a key: names are free text (spaces, colons), so a digest."""
-    name = ctx.client.name if ctx.client else ""
-    return hashlib.sha256(name.encode()).hexdigest()[:16]
+    return name_digest(ctx.client.name if ctx.client else "")
 
 
 def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
@@ -91,8 +108,25 @@ def run_all(calls: list[ToolCall], ctx: Context) -> list[dict[str, str]]:
     return answers
 
 
+def parallel(*reads: Callable[[], Any]) -> list[Any]:
+    """Independent reads of one tool at once (the caller waits on the slowest, not the sum);
+    the first failure is raised."""
+    with ThreadPoolExecutor(max_workers=len(reads), thread_name_prefix="read") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, read) for read in reads]
+        return [future.result() for future in futures]
+
+
 def _execute(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
-    """(answer, whether to keep it for repeats). Arguments never reach the log."""
+    """(answer, whether to keep it for repeats), counted: ok, error (said to the caller and
+    kept) or failed (an outage or a crash: Vapi's next delivery runs it again)."""
+    answer, keep = _answer(call, ctx)
+    metrics.tool_call(call.name if call.name in REGISTRY else "unknown",
+                      "ok" if "result" in answer else "error" if keep else "failed")
+    return answer, keep
+
+
+def _answer(call: ToolCall, ctx: Context) -> tuple[dict[str, str], bool]:
+    """Arguments never reach the log."""
     function = REGISTRY.get(call.name or "")
     if function is None:
         return {"error": f"Unknown tool: {one_line(call.name or '(no name)')}"}, True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,7 @@ from ..integrations import DeliveryError
 from ..integrations.ghl import GhlClient
 from ..phones import to_e164
 from . import ToolError, tool
+from .contacts import Contact, with_contact
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,17 @@ def book_appointment(arguments: dict[str, Any], ctx: Context) -> str:
     if not isinstance(title, str):
         raise ToolError("The title must be text.")
     title = title.strip()[:200] or DEFAULT_TITLE
-    contact_id = _contact_id(arguments, ghl, ctx)
-    body = {"calendarId": calendar_id, "locationId": ghl.location_id, "contactId": contact_id,
+    body = {"calendarId": calendar_id, "locationId": ghl.location_id,
             "startTime": start.isoformat(), "title": title}
     if end is not None:
         body["endTime"] = end.isoformat()
+
+    def book(contact: Contact) -> dict[str, Any]:
+        return ghl.request("POST", "/calendars/events/appointments", version=CALENDAR_VERSION,
+                           json={**body, "contactId": contact.id})
+
     try:
-        booked = ghl.request("POST", "/calendars/events/appointments", version=CALENDAR_VERSION,
-                             json=body)
+        booked = _with_contact(arguments, ghl, ctx, book)
     except DeliveryError as exc:
         if exc.status in (400, 409, 422) and re.search(r"slot|availab", str(exc), re.I):
             log.info("[TOOLS] book_appointment: slot taken calendarId=%s requestId=%s callId=%s",
@@ -187,8 +192,10 @@ def _date_time(value: Any, name: str, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone).replace(microsecond=0)
 
 
-def _contact_id(arguments: dict[str, Any], ghl: GhlClient, ctx: Context) -> str:
-    """The caller's contact (or the given phone/email), created when there is none."""
+def _with_contact(arguments: dict[str, Any], ghl: GhlClient, ctx: Context,
+                  book: Callable[[Contact], dict[str, Any]]) -> dict[str, Any]:
+    """``book`` for the caller's contact (or the given phone/email's), created when there is
+    none; the caller's is resolved once per call (``contacts.with_contact``)."""
     phone, email, name = (arguments.get(key) for key in ("phone", "email", "name"))
     phone = phone or ctx.customer_number
     if phone:  # sent in E.164 only, read with the client's default country
@@ -203,16 +210,18 @@ def _contact_id(arguments: dict[str, Any], ghl: GhlClient, ctx: Context) -> str:
         raise ToolError("The name must be text.")
     if not phone and not email:
         raise ToolError("I need a phone number or an email to book with: give a phone or email.")
-    if phone:
-        found = ghl.find_contact_by_phone(phone)
+
+    def search() -> dict[str, Any]:
+        found = ghl.find_contact_by_phone(phone) if phone else None
         if found:
-            return found["id"]
-    if not ctx.settings.ghl_create_contacts:
-        raise ToolError("I could not find your details in our records, so I cannot book this.")
-    created = ghl.upsert_contact({"phone": phone,
-                                  "email": email and email.strip(),
-                                  "name": name and name.strip(), "source": "Vapi call"})
-    return created["id"]
+            return found
+        if not ctx.settings.ghl_create_contacts:
+            raise ToolError("I could not find your details in our records, so I cannot book"
+                            " this.")
+        return ghl.upsert_contact({"phone": phone, "email": email and email.strip(),
+                                   "name": name and name.strip(), "source": "Vapi call"})
+
+    return with_contact(ctx, ghl, phone, search, book)  # type: ignore[return-value]
 
 
 # Free slots

@@ -6,7 +6,8 @@ Each client works one of two ways, chosen by its configuration:
   as the original service, the tool's arguments plus ``action`` (the tool's name) and
   ``timestamp`` are POSTed as JSON to a GoHighLevel workflow that branches on ``{{action}}``;
 - **API mode**, when it has a GoHighLevel token and location: the contact is found (or
-  created), then the note, tag, SMS or opportunity stage goes through the API v2.
+  created; the caller's once per call, ``contacts.py``), then the note, tag, SMS or
+  opportunity stage goes through the API v2.
 
 ``lookup_contact`` reads the CRM, so it needs the API in either mode. A missing ``phone``
 (and ``email``) is the caller's number. Every phone goes out in E.164, read with the
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
+from .. import metrics
 from ..context import Context
 from ..ids import is_url_id
 from ..integrations import DeliveryError, http_error, status_error
@@ -33,6 +35,7 @@ from ..logs import cut, redact
 from ..phones import to_e164
 from ..vapi.schemas import parse_time
 from . import ToolError, tool
+from .contacts import Contact, display_name, ghl_id, gone, name_of, read_with_notes, with_contact
 from .opportunities import put_in_stage
 
 log = logging.getLogger(__name__)
@@ -88,21 +91,24 @@ def send_sms(arguments: dict[str, Any], ctx: Context) -> str:
             "phone": phone, "firstName": first_name, "template": template,
             "callId": call_id or ctx.call_id, "body": body})
         return "The text message is on its way."
-    contact = _contact(ghl, ctx, phone=phone, names={"firstName": first_name})
     # The spec's SendMessageBodyDto (2026-05) has "required": ["type", "subType", "contactId",
     # "status"], but subType is typed "object" with the example "Email", and status takes the
     # enum "delivered|failed|pending|read" of the send answer and of PUT .../status: what
     # became of a message, not something a sender claims. Every earlier revision required
     # only "type" and "contactId": we send those and the text. A refusal is logged and said.
-    try:
-        ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
-                    json={"type": "SMS", "contactId": _ghl_id(contact), "message": body})
-    except DeliveryError as exc:
-        if exc.retryable:
-            raise  # a passing outage: the usual answer, and Vapi's repeat tries again
-        log.warning("[TOOLS] send_sms refused by GoHighLevel: %s requestId=%s callId=%s",
-                    redact(cut(str(exc), 300)), ctx.request_id, ctx.call_id)
-        raise ToolError(SMS_REFUSED) from None
+    def send(contact: Contact) -> None:
+        try:
+            ghl.request("POST", "/conversations/messages", version=CONVERSATIONS_VERSION,
+                        json={"type": "SMS", "contactId": contact.id, "message": body})
+        except DeliveryError as exc:
+            if exc.retryable or (contact.kept and gone(exc)):
+                raise  # a passing outage (Vapi's repeat tries again), or a kept id to replace
+            log.warning("[TOOLS] send_sms refused by GoHighLevel: %s requestId=%s callId=%s",
+                        redact(cut(str(exc), 300)), ctx.request_id, ctx.call_id)
+            raise ToolError(SMS_REFUSED) from None
+
+    with_contact(ctx, ghl, phone, lambda: _contact(ghl, ctx, phone=phone,
+                                                   names={"firstName": first_name}), send)
     _done(ctx, "send_sms", "api")
     return "The text message was sent."
 
@@ -117,7 +123,7 @@ def upsert_contact(arguments: dict[str, Any], ctx: Context) -> str:
     if urls is not None:
         _post_workflow(ctx, _default_url(urls, "upsert_contact"), "upsert_contact", fields)
         return "The contact details were sent to the CRM."
-    _ghl_id(ghl.upsert_contact(fields))
+    ghl_id(ghl.upsert_contact(fields))
     _done(ctx, "upsert_contact", "api")
     return "The contact is saved."
 
@@ -145,8 +151,8 @@ def _write_to_contact(arguments: dict[str, Any], ctx: Context, name: str, field:
         _post_workflow(ctx, _default_url(urls, name), name,
                        {"phone": phone, "email": email, field: value})
         return f"The {field} was sent to the CRM."
-    contact = _contact(ghl, ctx, phone=phone, email=email)
-    write(ghl, _ghl_id(contact), value)
+    with_contact(ctx, ghl, phone, lambda: _contact(ghl, ctx, phone=phone, email=email),
+                 lambda contact: write(ghl, contact.id, value))
     _done(ctx, name, "api")
     return f"The {field} is added."
 
@@ -169,13 +175,17 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
             "phone": phone, "email": email, "pipelineId": pipeline_id, "stageId": stage_id,
             "note": note})
         return "The stage change was sent to the CRM."
-    contact = _contact(ghl, ctx, phone=phone, email=email)
-    contact_id = _ghl_id(contact)
-    said = _STAGE_SAID[put_in_stage(ghl, contact_id, pipeline_id, stage_id,
-                                    _display_name(contact) or phone or email)]
-    if note:
-        ghl.add_note(contact_id, note)
-        said += " The note is added."
+
+    def move(contact: Contact) -> str:
+        said = _STAGE_SAID[put_in_stage(ghl, contact.id, pipeline_id, stage_id,
+                                        lambda: name_of(ghl, contact) or phone or email)]
+        if note:
+            ghl.add_note(contact.id, note)
+            said += " The note is added."
+        return said
+
+    said = with_contact(ctx, ghl, phone, lambda: _contact(ghl, ctx, phone=phone, email=email),
+                        move)
     _done(ctx, "update_stage", "api")
     return said
 
@@ -188,20 +198,18 @@ def lookup_contact(arguments: dict[str, Any], ctx: Context) -> str | dict[str, A
         raise ToolError("Looking up contacts is not set up for this line.")
     args = _Arguments("lookup_contact", arguments, ctx)
     phone, email = args.phone_or_email()
-    contact = _find(ghl, phone=phone, email=email)
-    if contact is None:
+    answer = with_contact(ctx, ghl, phone, lambda: _find(ghl, phone=phone, email=email),
+                          lambda found: read_with_notes(ghl, found))
+    if answer is None:
         return f"No contact found for that {'number' if phone else 'email'}."
-    contact_id = _ghl_id(contact)
-    if "tags" not in contact:  # the duplicate search's answer is not documented: read it whole
-        contact = ghl.request("GET", "/contacts/{}", contact_id).get("contact") or contact
-    notes = ghl.request("GET", "/contacts/{}/notes", contact_id).get("notes") or []
+    contact, notes = answer
     dates = [parse_time(n.get("dateAdded")) for n in notes if isinstance(n, dict)]
     last = max((d for d in dates if d is not None), default=None)
     tags = contact.get("tags")
     _done(ctx, "lookup_contact", "api")
     return {
         "found": True,
-        "name": _display_name(contact),
+        "name": display_name(contact),
         "firstName": contact.get("firstName") or None,
         "email": contact.get("email") or None,
         "tags": [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
@@ -298,7 +306,8 @@ def _post_workflow(ctx: Context, url: str, action: str, fields: dict[str, Any]) 
     body = {key: value for key, value in fields.items() if value is not None}
     body |= {"action": action, "timestamp": _now()}
     try:  # one attempt: a workflow run twice is worse than a retry the assistant asks for
-        response = requests.post(url, json=body, timeout=ctx.settings.http_timeout)
+        with metrics.outside("ghl"):
+            response = requests.post(url, json=body, timeout=ctx.settings.http_timeout)
     except requests.RequestException as exc:
         raise http_error(WORKFLOW, exc) from None
     if not response.ok:
@@ -330,20 +339,6 @@ def _contact(ghl: GhlClient, ctx: Context, *, phone: str | None, email: str | No
     if not ctx.settings.ghl_create_contacts:
         raise ToolError("There is no contact with that phone number or email in the CRM.")
     return ghl.upsert_contact({"phone": phone, "email": email, **(names or {})})
-
-
-def _ghl_id(record: dict[str, Any]) -> str:
-    value = record.get("id")
-    if not is_url_id(value):
-        raise DeliveryError("ghl", "answered without a usable id", retryable=False)
-    return value
-
-
-def _display_name(contact: dict[str, Any]) -> str | None:
-    full = " ".join(str(contact.get(k)).strip() for k in ("firstName", "lastName")
-                    if contact.get(k))
-    name = contact.get("name") or contact.get("contactName") or full
-    return name if isinstance(name, str) and name.strip() else None
 
 
 def _zone(ctx: Context) -> ZoneInfo:

@@ -13,6 +13,7 @@ So each request names ``location_id``, ``contact_id``, ``pipeline_id``, ``status
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,15 +29,17 @@ MAX_PAGES = 10  # 1,000 opportunities of one contact in one pipeline: enough, an
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def put_in_stage(ghl: GhlClient, contact_id: str, pipeline_id: str, stage_id: str, name: str,
-                 *, order: list[str] | None = None) -> str:
+def put_in_stage(ghl: GhlClient, contact_id: str, pipeline_id: str, stage_id: str,
+                 name: str | Callable[[], str | None], *, order: list[str] | None = None) -> str:
     """The contact's opportunity (``find_opportunity``) moved to ``stage_id``, or one created
-    there named ``name``: "created", "moved", "already" there, or "later" (``order``, the
-    pipeline's stage ids, puts it past ``stage_id``: it is not moved back)."""
+    there named ``name`` (a function when the name costs a request: called only then):
+    "created", "moved", "already" there, or "later" (``order``, the pipeline's stage ids, puts
+    it past ``stage_id``: it is not moved back)."""
     chosen = find_opportunity(ghl, contact_id, pipeline_id)
     if chosen is None:
         ghl.request("POST", "/opportunities/", json={
-            "pipelineId": pipeline_id, "locationId": ghl.location_id, "name": name,
+            "pipelineId": pipeline_id, "locationId": ghl.location_id,
+            "name": name if isinstance(name, str) else name(),
             "status": "open", "contactId": contact_id, "pipelineStageId": stage_id})
         return "created"
     current = chosen.get("pipelineStageId")
