@@ -13,7 +13,6 @@ machine only ever add to it (contention), so the least is the closest to the cod
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import sys
@@ -28,7 +27,6 @@ from bench.webhook_ack import serve
 from tests.redis_server import redis_url_or_private
 
 TOKEN = "bench-metrics-token-0123456789"
-TICKS = os.sysconf("SC_CLK_TCK")
 WORKERS = 2
 
 

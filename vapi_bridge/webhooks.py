@@ -86,16 +86,16 @@ def _owned(ctx: Context) -> Context:
 def vapi_webhook():
     body = request.get_data(cache=True)
     message, read_by_orjson = messages.peek(body)  # the type, and nothing else yet
+    g.message_type = logs.cut(message["type"])  # caller-chosen: cut for the log lines
     owner = g.auth_client
     try:
         if owner is not None:  # whatever the type: nothing runs for another client
             _check_owner(message, current_app.config["SETTINGS"].clients, owner)
         if not handlers.acts_on(message["type"]):
             # Chatter (conversation-update, speech-update...): one parse, a look-up, the answer.
-            log.debug("[WEBHOOK] Ignored message type=%s", logs.cut(message["type"]))
+            log.debug("[WEBHOOK] Ignored message type=%s", g.message_type)
             return jsonify(status="ignored")
         message = messages.parse(body, read_by_orjson=read_by_orjson)
-        g.message_type = logs.cut(message["type"])  # caller-chosen: cut for the log lines
         g.call_id = messages.loggable_call_id(message)
         return jsonify(handlers.dispatch(message, _owned(current_context())))
     except WrongClient as exc:
