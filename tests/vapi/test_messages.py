@@ -8,7 +8,7 @@ from typing import ClassVar
 from marshmallow import pre_load
 
 from vapi_bridge.vapi import schemas
-from vapi_bridge.vapi.messages import validate
+from vapi_bridge.vapi.messages import parse, peek, validate
 
 
 class SeenCall(schemas.CallSchema):
@@ -41,3 +41,13 @@ def test_marshmallow_sees_only_declared_fields_and_the_rest_is_kept_as_it_came()
     assert loaded == message
     assert loaded["artifact"] is artifact  # not copied, not walked
     assert loaded["call"]["monitor"] is message["call"]["monitor"]
+
+
+def test_a_message_we_act_on_keeps_integers_past_64_bits_exact():
+    """orjson, which finds the type, would make a float of 2**70 + 1: messages we act on are
+    read by the stdlib parser."""
+    body = (b'{"message": {"type": "tool-calls", "toolCallList": [{"id": "t1", "function": '
+            b'{"name": "x", "arguments": {"n": %d}}}]}}' % (2**70 + 1))
+    assert peek(body)[0]["type"] == "tool-calls"
+    arguments = parse(body, read_by_orjson=peek(body)[1])["toolCallList"][0]["function"]
+    assert arguments["arguments"]["n"] == 2**70 + 1
