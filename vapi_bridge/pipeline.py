@@ -1,5 +1,5 @@
-"""The call-ended pipeline: fill gaps from Vapi, find the contact, then note | tags | slack
-(-> recording, once the message is posted: recording.py) | fields | stage (crm_steps.py).
+"""The call-ended pipeline: fill gaps from Vapi, find the contact, then the steps (steps.py)
+note | tags | slack (-> recording, once the message is posted) | fields | stage.
 
 It runs inside the request (on Vercel, work after the response may never run) and
 stays within ``PIPELINE_DEADLINE_SECONDS``. A step that failed with a retryable error,
@@ -12,61 +12,29 @@ metadata under ``delivery``.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from typing import Any
 
-from . import crm_steps, logs, metrics, recording, render
+from . import logs, metrics, recording
 from .clients import Client
 from .context import Context
 from .ids import check_url_id, is_url_id
 from .integrations import DeliveryError
 from .outbox import DrainSummary, Job, Outbox, drain, drain_call
 from .report import CallReport
+from .steps import STEPS, StepResult, run_until
 from .vapi.messages import InvalidPayload, validate
 from .vapi.schemas import EndOfCallReportSchema
 
 log = logging.getLogger(__name__)
-# A step's hold on its claim while it runs: a process that dies mid-delivery frees it
-# after this, for the outbox to retry (a "done" mark keeps the full store TTL).
-DELIVERY_LEASE_SECONDS = 300
 # Fields the original service's metadata.ghl.contact may carry that GoHighLevel's upsert accepts.
 UPSERT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName", "source",
                  "timezone", "address1", "city", "state", "postalCode", "country", "website",
                  "customFields")
 INVALID_CONTACT_ID = "invalid contact id"
-
-
-@dataclass(frozen=True)
-class StepResult:
-    status: str  # ok | pending | failed | skipped; then parked | dead once the outbox has it
-    attempts: int = 0
-    last_error: str | None = None
-    retryable: bool = True
-    due_at: float | None = None
-    detail: dict[str, Any] | None = None  # what the step kept (the Slack message's thread_ts)
-
-    @classmethod
-    def failed(cls, error: Exception) -> StepResult:
-        return cls("failed", 1, str(error)[:300], getattr(error, "retryable", True))
-
-    @property
-    def done(self) -> bool:
-        return self.status in ("ok", "skipped")
-
-    def to_dict(self) -> dict[str, Any]:
-        """As kept in the call's metadata: when it is due again, why it cannot be."""
-        data = {"status": self.status, "attempts": self.attempts, "last_error": self.last_error}
-        if self.due_at:
-            data["due_at"] = self.due_at
-        if self.status in ("failed", "dead"):
-            data["retryable"] = self.retryable
-        return {**data, **(self.detail or {})}
 
 
 def receive(report: CallReport, ctx: Context, *,
@@ -129,20 +97,21 @@ def run(report: CallReport, ctx: Context, *, from_vapi: bool = False) -> dict[st
     if not from_vapi:  # a call just read from Vapi has no more to give
         report = fill_gaps(report, ctx)
     contact_id, no_contact = resolve_contact(report, client, ctx)
-    steps = {
-        "note": no_contact or (lambda: _note(report, client, contact_id, ctx)),
-        "tags": no_contact or (lambda: _tags(report, client, contact_id, ctx)),
-        "slack": no_slack or (lambda: _slack(report, client, contact_id, ctx)),
-    }
+
+    def step(name: str) -> Callable[[], StepResult]:
+        return lambda: STEPS[name](report, client, contact_id, ctx)
+
+    todo = {"note": no_contact or step("note"), "tags": no_contact or step("tags"),
+            "slack": no_slack or step("slack")}
     if client.uploads_recording and not no_slack:
-        steps["slack"], steps["recording"] = recording.after(
-            steps["slack"], lambda: _recording(report, client, contact_id, ctx),
+        todo["slack"], todo["recording"] = recording.after(
+            todo["slack"], step("recording"),
             waiting=lambda: StepResult("pending", 0, "waits for the Slack message"))
     if client.field_map or client.call_fields:
-        steps["fields"] = no_contact or (lambda: _fields(report, client, contact_id, ctx))
+        todo["fields"] = no_contact or step("fields")
     if client.stage_map:
-        steps["stage"] = no_contact or (lambda: _stage(report, client, contact_id, ctx))
-    results = _park_undelivered(report, ctx, contact_id, _run_until(deadline, steps))
+        todo["stage"] = no_contact or step("stage")
+    results = _park_undelivered(report, ctx, contact_id, run_until(deadline, todo))
     return _record(report, ctx, contact_id, results)
 
 
@@ -309,105 +278,3 @@ def _contact_id(contact: dict[str, Any]) -> str:
     return check_url_id(contact.get("id"), "GoHighLevel contact id")
 
 
-def _run_until(deadline: float, steps: dict[str, Any]) -> dict[str, StepResult]:
-    """Run the steps in parallel; whatever has not finished by the deadline is pending.
-
-    A step given as a ``StepResult`` is already decided and costs no thread.
-    """
-    todo = {name: step for name, step in steps.items() if not isinstance(step, StepResult)}
-    results = {name: step for name, step in steps.items() if isinstance(step, StepResult)}
-    if todo:
-        pool = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="delivery")
-        # Each thread runs in a copy of this context: its lines keep the call's ids.
-        futures = {name: pool.submit(contextvars.copy_context().run, _guarded, name, step)
-                   for name, step in todo.items()}
-        wait(futures.values(), timeout=max(0.0, deadline - time.monotonic()))
-        pool.shutdown(wait=False)  # a late step finishes on its own; its claim stops a twin
-        results |= {name: future.result() if future.done()
-                    else StepResult("pending", 1, "still running at the pipeline deadline")
-                    for name, future in futures.items()}
-    return {name: results[name] for name in steps}
-
-
-def _guarded(name: str, step) -> StepResult:
-    try:
-        return step()
-    except Exception as exc:  # one broken step must not lose the others' outcomes
-        log.exception("[END_OF_CALL] Step %s crashed", name)
-        return StepResult.failed(exc)
-
-
-def _once(ctx: Context, kind: str, ids: tuple[str, ...], deliver, *,
-          keeps: bool = False) -> StepResult:
-    """Claim, deliver, mark done; give the claim back if delivery failed. With ``keeps``, what
-    ``deliver`` returns is kept with the done mark and shown in the delivery record
-    (``{"skipped": why}``: done, as skipped)."""
-    if not ctx.state.claim(kind, *ids, ttl=DELIVERY_LEASE_SECONDS):
-        if ctx.state.is_done(kind, *ids):
-            return StepResult("ok", 0)  # delivered by an earlier delivery of this report
-        return StepResult("pending", 0, "another delivery holds the claim")
-    try:
-        kept = deliver()
-    except DeliveryError as exc:
-        ctx.state.release(kind, *ids)
-        log.warning("[END_OF_CALL] %s failed callId=%s retryable=%s: %s", kind, ids[0],
-                    exc.retryable, exc)
-        return StepResult.failed(exc)
-    if not (keeps and kept):
-        ctx.state.mark_done(kind, *ids)
-        return StepResult("ok", 1)
-    ctx.state.store_answer(kind, ids, kept)
-    if "skipped" in kept:
-        return StepResult("skipped", 1, kept["skipped"])
-    return StepResult("ok", 1, detail=kept)
-
-
-def _note(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
-    ghl = ctx.integrations.ghl(client)
-    body = render.note_body(report, ctx.settings.ghl_note_transcript_chars)
-    return _once(ctx, "note", (report.call_id, contact_id), lambda: ghl.add_note(contact_id, body))
-
-
-def _tags(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
-    ghl = ctx.integrations.ghl(client)
-    outcome_tag = client.outcome_tags.get(report.outcome)
-    tags = list(dict.fromkeys([*report.ghl_tags, *([outcome_tag] if outcome_tag else [])]))
-    if not tags:
-        return StepResult("skipped", 0, "no tags for this call")
-    return _once(ctx, "tags", (report.call_id, contact_id), lambda: ghl.add_tags(contact_id, tags))
-
-
-def _slack(report: CallReport, client: Client, contact_id: str | None,
-           ctx: Context) -> StepResult:
-    slack = ctx.integrations.slack(client)
-    link = render.contact_url(ctx.settings.ghl_app_base_url, client, contact_id)
-    text, blocks = render.slack_message(report, client, contact_link=link,
-                                        mention=ctx.settings.slack_mention)
-    return _once(ctx, "slack", (report.call_id,),
-                 lambda: recording.thread(slack.post(text, blocks)), keeps=client.uploads_recording)
-
-
-def _recording(report: CallReport, client: Client, contact_id: str | None,
-               ctx: Context) -> StepResult:
-    return _once(ctx, "recording", (report.call_id,), lambda: recording.upload(report, client, ctx),
-                 keeps=True)
-
-
-def _fields(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
-    if not crm_steps.mapped_values(report, client):
-        return StepResult("skipped", 0, "no mapped value in this call")
-    ghl = ctx.integrations.ghl(client)
-    return _once(ctx, "fields", (report.call_id, contact_id),
-                 lambda: crm_steps.write_fields(report, client, contact_id, ghl))
-
-
-def _stage(report: CallReport, client: Client, contact_id: str, ctx: Context) -> StepResult:
-    if crm_steps.target_stage(report, client.stage_map) is None:
-        return StepResult("skipped", 0, "no stage for this call")
-    ghl = ctx.integrations.ghl(client)
-    return _once(ctx, "stage", (report.call_id, contact_id),
-                 lambda: crm_steps.move_stage(report, client, contact_id, ghl))
-
-
-STEPS = {"note": _note, "tags": _tags, "slack": _slack, "fields": _fields, "stage": _stage,
-         "recording": _recording}
