@@ -17,8 +17,8 @@ test: $(VENV)/.dev-installed
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 
-# Throughput, store cost, memory, outside calls and the metrics' cost in one run (~6 min):
-# bench/results.json.
+# Throughput and CPU per message, store cost, memory, outside calls and the metrics' cost in
+# one run (~7 min on a quiet box): bench/results.json.
 bench: $(VENV)/.dev-installed
 	bash bench/ensure_wrk.sh
 	bash scripts/ensure_redis.sh

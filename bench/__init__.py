@@ -62,15 +62,40 @@ def counted_round_trips() -> Iterator[list[int]]:
 
 def message(kind: str, call_id: str) -> str:
     """The JSON body of a Vapi message of ``kind`` for call ``call_id``: a real
-    end-of-call-report (current schema), or a status-update moving the call to in-progress."""
+    end-of-call-report (current schema), a status-update moving the call to in-progress, and
+    the chatter we ignore: a speech-update and an 80-turn conversation-update (about 40 KB)."""
     if kind == "status-update":
         return json.dumps(status_update("in-progress", call_id))
+    if kind == "speech-update":
+        return json.dumps({"message": {"type": "speech-update", "status": "started",
+                                       "role": "user", "turn": 2, "call": {"id": call_id}}})
+    if kind == "conversation-update":
+        return json.dumps(conversation_update(call_id, turns=80))
     payload = copy.deepcopy(EOCR_CURRENT)
     payload["message"]["call"]["id"] = call_id
     return json.dumps(payload)
 
 
-KINDS = ("end-of-call-report", "status-update")
+def conversation_update(call_id: str, turns: int) -> dict:
+    """What Vapi sends after every turn: the whole conversation so far, twice (its own
+    format and OpenAI's), with the call."""
+    said = [("bot" if turn % 2 else "user", f"Turn {turn}: " + "I would like a cleaning on "
+             "Tuesday morning, around ten if you have it, windows too. " * 2)
+            for turn in range(turns)]
+    started = 1764064800000
+    return {"message": {
+        "type": "conversation-update", "timestamp": started + 3000 * turns,
+        "messages": [{"role": role, "message": text, "time": started + 3000 * i,
+                      "endTime": started + 3000 * i + 2500, "secondsFromStart": 3.0 * i,
+                      "duration": 2500, "source": ""} for i, (role, text) in enumerate(said)],
+        "messagesOpenAIFormatted": [{"role": "assistant" if role == "bot" else role,
+                                     "content": text} for role, text in said],
+        "call": {**EOCR_CURRENT["message"]["call"], "id": call_id, "status": "in-progress",
+                 "type": "inboundPhoneCall", "orgId": "org-1"}}}
+
+
+ACTED_ON = ("end-of-call-report", "status-update")
+KINDS = (*ACTED_ON, "conversation-update", "speech-update")
 
 
 def run_alone(measure: Callable[[str], list[dict]], print_rows: Callable[[list[dict]], None]):

@@ -13,36 +13,21 @@ machine only ever add to it (contention), so the least is the closest to the cod
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import redis
 import requests
 
-from bench import KINDS
-from bench.throughput import python_load, workers_of, wrk
+from bench import ACTED_ON
+from bench.throughput import cpu_seconds, python_load, workers_of, wrk
 from bench.webhook_ack import serve
 from tests.redis_server import redis_url_or_private
 
 TOKEN = "bench-metrics-token-0123456789"
-TICKS = os.sysconf("SC_CLK_TCK")
 WORKERS = 2
-
-
-def cpu_seconds(server: subprocess.Popen) -> float:
-    """User + system CPU of gunicorn's master and its live workers."""
-    pids = [server.pid, *map(int, Path(f"/proc/{server.pid}/task/{server.pid}/children")
-                             .read_text().split())]
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / TICKS
 
 
 def measure(redis_url: str, seconds: int = 3, rounds: int = 6) -> dict:
@@ -57,7 +42,7 @@ def measure(redis_url: str, seconds: int = 3, rounds: int = 6) -> dict:
     try:
         for server, _ in servers.values():
             workers_of(server, WORKERS)
-        for kind in KINDS:
+        for kind in ACTED_ON:
             for _, url in servers.values():
                 load(url, kind, 1)  # warm up: imports, connections, pools
             for n in range(rounds):
@@ -67,10 +52,10 @@ def measure(redis_url: str, seconds: int = 3, rounds: int = 6) -> dict:
                         scrape = requests.get(f"{url}/metrics", timeout=10,
                                               headers={"Authorization": f"Bearer {TOKEN}"})
                         assert scrape.status_code == 200, scrape.text
-                    before = cpu_seconds(server)
+                    before = cpu_seconds(server.pid)
                     result = load(url, kind, seconds)
                     assert result["non_2xx"] == result["socket_errors"] == 0, result
-                    cpu = (cpu_seconds(server) - before) / result["requests"] * 1e6
+                    cpu = (cpu_seconds(server.pid) - before) / result["requests"] * 1e6
                     runs.setdefault((kind, mode), []).append(cpu)
     finally:
         for server, _ in servers.values():
@@ -80,7 +65,7 @@ def measure(redis_url: str, seconds: int = 3, rounds: int = 6) -> dict:
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
             client.delete(key)
     rows = []
-    for kind in KINDS:
+    for kind in ACTED_ON:
         off, on = min(runs[kind, "off"]), min(runs[kind, "on"])
         rows.append({"body": kind, "cpu_us_off": off, "cpu_us_on": on, "cost": on / off - 1,
                      "runs_off": runs[kind, "off"], "runs_on": runs[kind, "on"]})

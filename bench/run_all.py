@@ -1,6 +1,7 @@
 """`make bench`: every figure in one run, printed as tables and written to bench/results.json.
 
-1. throughput and latency under gunicorn (bench.throughput), against a bare Flask ceiling;
+1. throughput, server CPU and latency under gunicorn and granian (bench.throughput), against a
+   bare Flask ceiling, and CPU per message in one process (bench.cpu_per_message);
 2. store commands and round trips per end-of-call-report and per status-update
    (bench.storage_round_trips.per_message), against the targets;
 3. resident memory over 1,000,000 calls on the dict store (bench.memory, its own process);
@@ -26,7 +27,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import delivery_cost, metrics_cost, storage_round_trips, throughput, tool_latency
+from bench import (
+    cpu_per_message,
+    delivery_cost,
+    metrics_cost,
+    storage_round_trips,
+    throughput,
+    tool_latency,
+)
 from tests.redis_server import redis_url_or_private
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -66,6 +74,7 @@ def main() -> None:
         # The memory run takes one core for ~3 minutes: the untimed counts share the other.
         memory = subprocess.Popen([sys.executable, "-m", "bench.memory", calls],
                                   stdout=subprocess.PIPE, text=True)
+        results["cpu_per_message"] = cpu_per_message.measure(url)  # CPU time: not wall time
         results["storage"] = storage_round_trips.per_message(url)
         results["outside_calls"] = delivery_cost.measure(url)
         results["tool_latency"] = tool_latency.measure(url)
@@ -81,6 +90,9 @@ def main() -> None:
           f"{m['os']}, Python {m['python']}, Redis {m['redis']}, wrk {m['wrk']}, "
           f"load average {m['loadavg_1min_at_start']} at start\n")
     throughput.print_table(results["throughput"])
+    print("\nCPU per message in one process (the WSGI callable called directly, no server; "
+          "medians of 7 interleaved blocks of 300)")
+    cpu_per_message.print_rows(results["cpu_per_message"])
     print("\nStore cost per message, 200 distinct calls each, no integrations (Redis round trips:"
           " requests redis-py sent and waited on; kv-rest: HTTP requests)")
     storage_round_trips.print_per_message(results["storage"])

@@ -29,16 +29,19 @@ ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
-def serve(env: dict[str, str], args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+def serve(env: dict[str, str], args: tuple[str, ...] = (),
+          command: tuple[str, ...] = (str(GUNICORN),)) -> tuple[subprocess.Popen, str]:
     """gunicorn with gunicorn.conf.py on a free loopback port (``args`` add to its command
-    line, e.g. another app or ``--workers``); no access log, app logs from WARNING up."""
+    line, e.g. another app or ``--workers``; ``command`` another server); no access log
+    (ACCESS_LOG=false, unless ``env`` says otherwise), app logs from WARNING up."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {"PATH": os.environ["PATH"], "HOST": "127.0.0.1", "PORT": str(port),
-           "LOG_LEVEL": "WARNING", **env}
-    server = subprocess.Popen([str(GUNICORN), "--access-logfile", "/dev/null", *args], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+           "LOG_LEVEL": "WARNING", "ACCESS_LOG": "false", **env}
+    args = tuple(arg.replace("{port}", str(port)) for arg in args)
+    server = subprocess.Popen([*command, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -50,6 +50,12 @@ def test_shared_store_runs_several_workers():
     assert conf["bind"] == "0.0.0.0:9123"
 
 
+def test_access_log_on_stdout_unless_access_log_is_false():
+    assert _conf({})["accesslog"] == "-"
+    assert _conf({"ACCESS_LOG": "false"})["accesslog"] is None
+    assert _conf({"ACCESS_LOG": "TRUE"})["accesslog"] == "-"
+
+
 @contextmanager
 def gunicorn(env: dict[str, str], log: Path):
     """Serve the app with gunicorn.conf.py; yields (base URL, /health body)."""

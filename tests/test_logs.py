@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.vapi.payloads import EOCR_CURRENT, STATUS_UPDATE
+from vapi_bridge import create_app
 from vapi_bridge.logs import redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,3 +208,20 @@ def test_text_lines_cannot_be_forged_with_control_characters():
                           r"\r\x1b[2K\x85\u2028")
     failed = next(line for line in lines if line.endswith(r"\u2028") and "Traceback" in line)
     assert r"failed\nTraceback (most recent call last):\n" in failed
+
+
+@pytest.mark.parametrize(("payload", "lines"), [
+    (EOCR_CURRENT, ["[END_OF_CALL] Delivered"]),  # nothing to deliver: still one line
+    (STATUS_UPDATE, ["[STATUS] callId="]),
+    ({"message": {"type": "conversation-update", "messages": []}}, []),
+    ({"message": {"type": "speech-update", "status": "started"}}, []),
+])
+def test_one_info_line_per_message_acted_on_none_for_chatter(caplog, payload, lines):
+    client = create_app({}).test_client()  # its start-up lines come before the capture
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vapi_bridge"):
+        assert client.post("/vapi/webhook", json=payload).status_code == 200
+    logged = [r.getMessage() for r in caplog.records
+              if r.name.startswith("vapi_bridge") and r.levelno >= logging.INFO]
+    assert len(logged) == len(lines), logged
+    assert all(line.startswith(start) for line, start in zip(logged, lines, strict=True))

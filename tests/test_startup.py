@@ -197,9 +197,10 @@ def test_an_open_webhook_starts_with_one_warning(env, caplog):
                         " /vapi/webhook accepts every request"]
 
 
-def test_allow_unauthenticated_webhooks_must_be_true_or_false():
-    with pytest.raises(ConfigError, match="ALLOW_UNAUTHENTICATED_WEBHOOKS must be true or false"):
-        create_app({"ALLOW_UNAUTHENTICATED_WEBHOOKS": "yes please"})
+@pytest.mark.parametrize("name", ["ALLOW_UNAUTHENTICATED_WEBHOOKS", "ACCESS_LOG"])
+def test_true_or_false_settings_refuse_anything_else(name):
+    with pytest.raises(ConfigError, match=f"{name} must be true or false"):
+        create_app({name: "yes please"})
 
 
 def test_wsgi_stops_with_integrations_and_no_webhook_secret():

@@ -46,6 +46,7 @@ class Settings:
     storage_fallback: str = "memory"  # a persistent store that stops answering: memory | none
     log_level: str = "INFO"
     log_format: str = "text"  # json under gunicorn (gunicorn.conf.py) and on Vercel
+    access_log: bool = True  # gunicorn's line per request (gunicorn.conf.py)
     # Webhook authentication (either passes when both are set; clients may have their own).
     webhook_token: str | None = field(default=None, repr=False)
     hmac_secret: str | None = field(default=None, repr=False)
@@ -212,11 +213,6 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         if owner:  # named, never echoed
             raise ConfigError(f"client {owner}: its webhook_token and hmac_secret must differ"
                               f" from {variable}")
-    allow_open = (get("ALLOW_UNAUTHENTICATED_WEBHOOKS") or "false").lower()
-    if allow_open not in ("true", "false"):
-        raise ConfigError(f"ALLOW_UNAUTHENTICATED_WEBHOOKS must be true or false"
-                          f" (got {allow_open!r})")
-
     log_format = (get("LOG_FORMAT") or ("json" if get("VERCEL") else "text")).lower()
     if log_format not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text (got {log_format!r})")
@@ -236,9 +232,10 @@ def settings_from_mapping(env: Mapping[str, Any]) -> Settings:
         storage_fallback=fallback,
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         log_format=log_format,
+        access_log=_boolean(get, "ACCESS_LOG", True),
         webhook_token=webhook_token,
         hmac_secret=hmac_secret,
-        allow_unauthenticated_webhooks=allow_open == "true",
+        allow_unauthenticated_webhooks=_boolean(get, "ALLOW_UNAUTHENTICATED_WEBHOOKS", False),
         hmac_header=get("VAPI_WEBHOOK_HMAC_HEADER") or "x-signature",
         hmac_timestamp_header=timestamp_header,
         hmac_algorithm=algorithm,
@@ -315,6 +312,13 @@ def _trusted_proxies(raw: str | None) -> int:
     if not raw.isdigit() or int(raw) > 5:
         raise ConfigError(f"TRUSTED_PROXIES must be a number of proxies from 0 to 5 (got {raw!r})")
     return int(raw)
+
+
+def _boolean(get, name: str, default: bool) -> bool:
+    raw = (get(name) or str(default)).lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false (got {raw!r})")
+    return raw == "true"
 
 
 def _number(get, name: str, kind: type, default):

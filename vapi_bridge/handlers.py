@@ -41,13 +41,13 @@ def handles(message_type: str, schema: type[Schema] = MessageSchema):
     return register
 
 
+def acts_on(message_type: str) -> bool:
+    return message_type in HANDLERS
+
+
 def dispatch(message: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """Validate ``message`` for its type and answer it."""
-    entry = HANDLERS.get(message["type"])
-    if entry is None:
-        log.debug("[WEBHOOK] Ignored message type=%s", logs.cut(message["type"]))
-        return {"status": "ignored"}
-    schema, handler = entry
+    """Validate ``message`` for its type (``acts_on`` it) and answer it."""
+    schema, handler = HANDLERS[message["type"]]
     message = validate(schema, message)
     ctx = dataclasses.replace(ctx, call_id=(message.get("call") or {}).get("id"))
     return handler(message, ctx)

@@ -24,17 +24,20 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _TAG = re.compile(r"^\[([A-Z_]+)\]\s*")
+# (pattern, replacement, what any match contains): the last, a quick search, spares the
+# slow patterns (up to 10 µs each on a 32-character id) the text they cannot match.
 _REDACTIONS = [
-    (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]"),
-    (re.compile(r"(?i)([?&](?:_?token|secret)=)[^&\s\"']+"), r"\1[redacted]"),
-    (re.compile(r"\b(?:xox[abposr]|pit)-[A-Za-z0-9-]+"), "[redacted]"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
-    (re.compile(r"(?:\+|%2[Bb])\d[\d ().-]{4,16}(\d{4})\b"), r"***\1"),
+    (re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"), r"\1[redacted]", None),
+    (re.compile(r"(?i)([?&](?:_?token|secret)=)[^&\s\"']+"), r"\1[redacted]", None),
+    (re.compile(r"\b(?:xox[abposr]|pit)-[A-Za-z0-9-]+"), "[redacted]", None),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]", re.compile("@")),
+    (re.compile(r"(?:\+|%2[Bb])\d[\d ().-]{4,16}(\d{4})\b"), r"***\1",
+     re.compile(r"\+\d|%2[Bb]\d")),
     # National (NANP) format: 4155550124, 415-555-0126, (415) 555-0126, 1-415-555-0126. The
     # area code and exchange start with 2-9 and the digits stand alone (\b), so epoch
     # seconds (1...), epoch ms (13 digits), UUIDs and ISO dates are left alone.
     (re.compile(r"(?:(?:\b1[-. ]?)?\([2-9]\d{2}\) ?|\b(?:1[-. ]?)?[2-9]\d{2}[-. ]?)"
-                r"[2-9]\d{2}[-. ]?(\d{4})\b"), r"***\1"),
+                r"[2-9]\d{2}[-. ]?(\d{4})\b"), r"***\1", re.compile(r"[2-9]\d{2}[-. ]?\d{4}")),
 ]
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED_CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -42,8 +45,9 @@ MAX_FIELD = 100
 
 
 def redact(text: str) -> str:
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
+    for pattern, replacement, contained in _REDACTIONS:
+        if contained is None or contained.search(text):
+            text = pattern.sub(replacement, text)
     return text
 
 

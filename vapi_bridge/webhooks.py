@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from . import handlers, logs, pipeline
-from .clients import WrongClient
+from .clients import Client, ClientDirectory, WrongClient
 from .context import Context, current_context
 from .ids import check_url_id
 from .integrations import DeliveryError
@@ -84,24 +84,30 @@ def _owned(ctx: Context) -> Context:
 @bp.post("/vapi/webhook")
 @authenticated
 def vapi_webhook():
-    message = messages.parse(request.get_data(cache=True))
+    body = request.get_data(cache=True)
+    message, read_by_orjson = messages.peek(body)  # the type, and nothing else yet
     g.message_type = logs.cut(message["type"])  # caller-chosen: cut for the log lines
-    g.call_id = messages.loggable_call_id(message)
-    ctx = _owned(current_context())
+    owner = g.auth_client
     try:
-        if ctx.client is not None:  # whatever the type: nothing runs for another client
-            _check_owner(message, ctx)
-        return jsonify(handlers.dispatch(message, ctx))
+        if owner is not None:  # whatever the type: nothing runs for another client
+            _check_owner(message, current_app.config["SETTINGS"].clients, owner)
+        if not handlers.acts_on(message["type"]):
+            # Chatter (conversation-update, speech-update...): one parse, a look-up, the answer.
+            log.debug("[WEBHOOK] Ignored message type=%s", g.message_type)
+            return jsonify(status="ignored")
+        message = messages.parse(body, read_by_orjson=read_by_orjson)
+        g.call_id = messages.loggable_call_id(message)
+        return jsonify(handlers.dispatch(message, _owned(current_context())))
     except WrongClient as exc:
         return wrong_client(exc.owner.name, exc.named.name)
 
 
-def _check_owner(message: dict[str, Any], ctx: Context) -> None:
+def _check_owner(message: dict[str, Any], clients: ClientDirectory, owner: Client) -> None:
     call = message.get("call") if isinstance(message.get("call"), dict) else {}
     assistant, phone = (message.get(name) if isinstance(message.get(name), dict) else {}
                         for name in ("assistant", "phoneNumber"))
-    ctx.settings.clients.check_owner(ctx.client, (call.get("assistantId"), assistant.get("id")),
-                                     (call.get("phoneNumberId"), phone.get("id")))
+    clients.check_owner(owner, (call.get("assistantId"), assistant.get("id")),
+                        (call.get("phoneNumberId"), phone.get("id")))
 
 
 @bp.post("/vapi/pull-metadata")

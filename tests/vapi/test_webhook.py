@@ -153,6 +153,33 @@ def test_types_we_do_not_act_on_are_ignored(client, message_type):
     assert response.get_json() == {"status": "ignored"}
 
 
+# What is stored must be storable (depth, lone surrogates): chatter is never stored, so it is
+# answered after one parse and a type look-up, never walked (issue 15).
+CHATTER_NOBODY_WALKS = {
+    "lone-surrogate": b'{"message": {"type": "speech-update", "status": "\\ud800"}}',
+    "deep": b'{"message": {"type": "conversation-update", "messages": '
+            + b"[" * 100 + b"]" * 100 + b"}}",
+    "nan": b'{"message": {"type": "conversation-update", "cost": NaN}}',  # orjson refuses it
+}
+
+
+@pytest.mark.parametrize("body", CHATTER_NOBODY_WALKS.values(), ids=CHATTER_NOBODY_WALKS)
+def test_chatter_is_ignored_without_being_walked(app, client, body):
+    response = post(client, body)
+    assert (response.status_code, response.get_json()) == (200, {"status": "ignored"})
+    assert len(state(app).backend) == 0
+
+
+@pytest.mark.parametrize("body", [CHATTER_NOBODY_WALKS["lone-surrogate"].replace(
+    b"speech-update", b"status-update"), CHATTER_NOBODY_WALKS["deep"].replace(
+    b"conversation-update", b"status-update")], ids=["lone-surrogate", "deep"])
+def test_a_message_we_act_on_is_still_walked(app, client, body):
+    response = post(client, body)
+    assert response.status_code == 400
+    assert response.get_json()["details"]["_schema"][0].startswith(("Nested more", "Contains"))
+    assert len(state(app).backend) == 0
+
+
 # end-of-call-report
 def test_end_of_call_report_is_stored_in_one_round_trip(app, client):
     response = post(client, EOCR_CURRENT)

@@ -124,7 +124,8 @@ class StateStore:
         recent = (self.key("recent-calls"), call_id, 2 * RECENT_CALLS)
         self.backend.set_many(items, ex=self.ttl, append=recent,
                               incr=self._hourly(["calls", *count]))
-        log.info("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
+        # DEBUG: the pipeline's "[END_OF_CALL] Delivered" line is the one line of a report.
+        log.debug("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
 
     # Per-hour counters: what the status page draws for the last hours.

@@ -10,10 +10,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from marshmallow import Schema, ValidationError
 
 from ..ids import is_url_id
-from .schemas import EnvelopeSchema
+from .schemas import load
 
 
 class InvalidJson(Exception):
@@ -36,18 +37,55 @@ def load_json(body: bytes) -> Any:
         raise InvalidJson(_first_line(exc)) from None
 
 
-def parse(body: bytes) -> dict[str, Any]:
-    """Raw bytes -> the ``message`` object, with a string ``type``."""
+def peek(body: bytes) -> tuple[dict[str, Any], bool]:
+    """Raw bytes -> the ``message`` object with a string ``type``, nothing else checked: enough
+    to tell whether we act on it (``parse`` reads those); and whether orjson read it.
+
+    orjson reads it (an 80-turn conversation-update, 42 KB: 49 µs, the stdlib 129 µs). What
+    orjson refuses (lone surrogates, invalid UTF-8, NaN, a BOM, more than 1,024 levels...) the
+    stdlib parser reads or refuses, with the same answers as before.
+    """
+    try:
+        return _envelope(orjson.loads(body), body), True
+    except orjson.JSONDecodeError:
+        return _envelope(load_json(body), body), False
+
+
+def parse(body: bytes, *, read_by_orjson: bool = False) -> dict[str, Any]:
+    """Raw bytes -> the ``message`` object, storable: the stdlib parser (orjson would turn an
+    integer past 64 bits into a float), depth and lone surrogates checked (none can be left
+    in a body orjson read: it refuses them)."""
     document = load_json(body)
+    problem = _unstorable(document, check_text=not read_by_orjson and b"\\u" in body)
+    if problem:
+        raise InvalidPayload({"_schema": [problem]})
+    return _envelope(document, body)
+
+
+def _envelope(document: Any, body: bytes) -> dict[str, Any]:
+    """``{"message": {"type": "..."}}``: a type check, with marshmallow's words for its errors."""
+    message = document.get("message", _MISSING) if isinstance(document, dict) else None
+    kind = message.get("type", _MISSING) if isinstance(message, dict) else None
+    if isinstance(kind, str):
+        return message
     if not isinstance(document, dict):
         raise InvalidPayload({"_schema": ["Expected a JSON object."]})
+    # A document too deep or with a lone surrogate says so first, as it always has.
     problem = _unstorable(document, check_text=b"\\u" in body)
     if problem:
         raise InvalidPayload({"_schema": [problem]})
-    try:
-        return _instance(EnvelopeSchema).load(document)["message"]
-    except ValidationError as exc:
-        raise InvalidPayload(exc.messages_dict) from None
+    if not isinstance(message, dict):
+        raise InvalidPayload({"message": _absent(message) or {"_schema": ["Invalid input type."]}})
+    raise InvalidPayload({"message": {"type": _absent(kind) or ["Not a valid string."]}})
+
+
+_MISSING = object()
+
+
+def _absent(value: Any) -> list[str] | None:
+    if value is _MISSING:
+        return ["Missing data for required field."]
+    return ["Field may not be null."] if value is None else None
 
 
 MAX_DEPTH = 64  # Vapi's messages nest about 10 deep; far deeper only costs us recursion
@@ -83,7 +121,7 @@ def _is_unicode(text: str) -> bool:
 
 def validate(schema: type[Schema], message: dict[str, Any]) -> dict[str, Any]:
     try:
-        return _instance(schema).load(message)
+        return load(_instance(schema), message)
     except ValidationError as exc:
         raise InvalidPayload({"message": exc.messages_dict}) from None
     except RecursionError:

@@ -1,9 +1,9 @@
 """Vapi server messages as marshmallow schemas, and the custom fields they read.
 
-Unknown fields are kept (Vapi adds fields often); only the fields we act on are
-type-checked. Payloads are read defensively: legacy top-level ``summary`` /
-``transcript`` / ``recordingUrl``, ``timestamp`` as ISO or epoch, tool arguments as
-an object or a JSON string.
+Unknown fields are kept as they came (Vapi adds fields often), unseen by marshmallow: only
+the fields we act on are handed to it, and type-checked (``load``). Payloads are read
+defensively: legacy top-level ``summary`` / ``transcript`` / ``recordingUrl``, ``timestamp``
+as ISO or epoch, tool arguments as an object or a JSON string.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
 
 from ..ids import check_url_id
 
@@ -66,14 +66,35 @@ def _object():
     return fields.Dict(allow_none=True)
 
 
+class Kept(fields.Nested):
+    """A nested object: its declared fields loaded, every other one kept as it came."""
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError({"_schema": ["Invalid input type."]})
+        return {**value, **super()._deserialize(declared(self.schema, value), attr, data,
+                                                partial=partial, **kwargs)}
+
+
+def declared(schema: Schema, value: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``value`` that ``schema`` reads: all marshmallow needs to see."""
+    names = schema.load_fields
+    return {name: item for name, item in value.items() if name in names}
+
+
+def load(schema: Schema, message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` with its declared fields loaded by ``schema``, the others as they came."""
+    return {**message, **schema.load(declared(schema, message))}
+
+
 def _nested(schema):
-    return fields.Nested(schema, allow_none=True)
+    return Kept(schema, allow_none=True)
 
 
 # Schemas
 class Lenient(Schema):
     class Meta:
-        unknown = INCLUDE
+        unknown = EXCLUDE  # never met: only declared fields are handed over
 
 
 class CustomerSchema(Lenient):
@@ -111,13 +132,6 @@ class AnalysisSchema(Lenient):
 class ArtifactSchema(Lenient):
     transcript, recordingUrl, stereoRecordingUrl = _text(), _text(), _text()
     recording, variableValues = _object(), _object()
-
-
-class EnvelopeSchema(Lenient):
-    class MessageTypeSchema(Lenient):
-        type = fields.String(required=True)
-
-    message = fields.Nested(MessageTypeSchema, required=True)
 
 
 class MessageSchema(Lenient):
@@ -171,9 +185,9 @@ class ToolWithToolCallSchema(Lenient):
 
 
 class ToolCallsSchema(MessageSchema):
-    toolCallList = fields.List(fields.Nested(ToolCallSchema), allow_none=True)
-    toolCalls = fields.List(fields.Nested(ToolCallSchema), allow_none=True)  # legacy duplicate
-    toolWithToolCallList = fields.List(fields.Nested(ToolWithToolCallSchema), allow_none=True)
+    toolCallList = fields.List(Kept(ToolCallSchema), allow_none=True)
+    toolCalls = fields.List(Kept(ToolCallSchema), allow_none=True)  # legacy duplicate
+    toolWithToolCallList = fields.List(Kept(ToolWithToolCallSchema), allow_none=True)
 
 
 class FunctionCallSchema(MessageSchema):
@@ -181,7 +195,7 @@ class FunctionCallSchema(MessageSchema):
         name = fields.String(required=True)
         parameters = ToolArguments(allow_none=True)
 
-    functionCall = fields.Nested(CallSchema, required=True)
+    functionCall = Kept(CallSchema, required=True)
 
 
 def parse_time(value: Any) -> datetime | None:
