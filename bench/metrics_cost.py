@@ -85,6 +85,13 @@ def print_rows(results: dict) -> None:
               f"{spread}")
 
 
+def print_in_process(rows: list[dict]) -> None:
+    """bench.metrics_cpu's rows."""
+    print(f"{'body':19} {'off µs':>7} {'on µs':>7} {'cost':>6}")
+    for r in rows:
+        print(f"{r['body']:19} {r['cpu_us_off']:7.0f} {r['cpu_us_on']:7.0f} {r['cost']:6.1%}")
+
+
 if __name__ == "__main__":
     with redis_url_or_private() as url:
         print_rows(measure(url, *(int(arg) for arg in sys.argv[1:3])))

@@ -7,8 +7,8 @@
 3. resident memory over 1,000,000 calls on the dict store (bench.memory, its own process);
 4. outside HTTP requests per end-of-call-report, everything configured against local
    fakes (bench.delivery_cost);
-5. what the metrics cost the webhook path, METRICS_TOKEN unset against set
-   (bench.metrics_cost);
+5. what the metrics cost the webhook path, METRICS_TOKEN unset against set, under gunicorn
+   (bench.metrics_cost) and in one process (bench.metrics_cpu, steadier);
 6. each CRM tool's answer time with GoHighLevel answering in 300 ms, first and later tool
    of a call (bench.tool_latency).
 
@@ -83,6 +83,10 @@ def main() -> None:
             raise SystemExit("bench.memory failed")
         results["memory"] = json.loads(out)
         results["metrics_cost"] = metrics_cost.measure(url)  # CPU-timed: after the memory run
+        # Its own process: PROMETHEUS_MULTIPROC_DIR must be set before prometheus-client loads.
+        results["metrics_cpu"] = json.loads(subprocess.run(
+            [sys.executable, "-m", "bench.metrics_cpu"], env={**os.environ, "REDIS_URL": url},
+            capture_output=True, text=True, check=True).stdout)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
     m = results["machine"]
@@ -102,6 +106,9 @@ def main() -> None:
     delivery_cost.print_rows(results["outside_calls"])
     print("\nMetrics on the webhook path")
     metrics_cost.print_rows(results["metrics_cost"])
+    print("Metrics in one process (the WSGI callable called directly, counts written to the"
+          " multiprocess files; medians of 7 interleaved blocks of 300): the steadier figure")
+    metrics_cost.print_in_process(results["metrics_cpu"])
     print(f"\nCRM tools, GoHighLevel answering in {tool_latency.DELAY * 1000:.0f} ms (median of"
           f" {tool_latency.REPEATS}): first tool of a call, and a later one")
     tool_latency.print_rows(results["tool_latency"])

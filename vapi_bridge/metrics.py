@@ -74,22 +74,30 @@ def init_app(app: Flask, handled_types: Container[str]) -> None:
     app.register_blueprint(bp)
     if _counting:
         WORKERS.set(1)
-        app.before_request(_started)
+        app.wsgi_app = _started(app.wsgi_app)  # cheaper than a before_request hook
         app.after_request(_answered(handled_types))
 
 
-def _started() -> None:
-    g.metrics_started = time.perf_counter()
+STARTED = "vapi_bridge.metrics.started"
+
+
+def _started(wsgi_app: Callable) -> Callable:
+    def started(environ: dict, start_response: Callable) -> Any:
+        environ[STARTED] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+
+    return started
 
 
 def _answered(handled_types: Container[str]) -> Callable[[Response], Response]:
     def answered(response: Response) -> Response:
-        started = g.get("metrics_started")
+        current = request._get_current_object()  # one proxy look-up, not four
+        started = current.environ.get(STARTED)
         if started is not None:
-            rule = request.url_rule
+            rule = current.url_rule
             _child(REQUEST_SECONDS, rule.rule if rule else "unmatched").observe(  # not the path
                 time.perf_counter() - started)
-        if request.endpoint == "webhooks.vapi_webhook":
+        if current.endpoint == "webhooks.vapi_webhook":
             kind = g.get("message_type")
             _child(MESSAGES, kind if kind in MESSAGE_TYPES else "other",
                    _outcome(response.status_code, kind in handled_types)).inc()
