@@ -117,6 +117,22 @@ def test_a_second_run_changes_nothing_and_writes_nothing(vapi):
     assert len(vapi.writes) == written
 
 
+def test_tools_a_client_can_no_longer_run_are_detached_from_its_assistants(vapi):
+    desk, _night, others = seeded(vapi)
+    assert setup(vapi, [north(desk)], "vapi-setup", "--yes").exit_code == 0
+    ours = tools_of(vapi, "North Dental")
+    no_calendar = {k: v for k, v in north(desk).items() if k != "ghl_calendar_id"}
+
+    result = setup(vapi, [no_calendar], "vapi-setup", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "-check_availability -book_appointment" in result.output
+    kept = [n for n in ALL_TOOLS if n not in ("check_availability", "book_appointment")]
+    assert vapi.assistants[desk]["model"]["toolIds"] == others + [ours[n]["id"] for n in kept]
+    assert setup(vapi, [no_calendar], "vapi-setup", "--yes").output.strip() == \
+        "nothing to change"
+
+
 def test_a_tool_that_drifted_is_updated_alone_and_keeps_what_vapi_added(vapi):
     desk, _, _ = seeded(vapi)
     assert setup(vapi, [north(desk)], "vapi-setup", "--yes").exit_code == 0

@@ -119,10 +119,12 @@ def _client_plan(vapi: VapiApi, settings: Settings, client: Client,
         change = _tool(client, name, mine.get(name), url, str(credential_id))
         tool_ids[name] = change.target or change.ref
         changes.append(change)
+    # Ours, for a tool the client can no longer run (its calendar gone, say): detached.
+    retired = {t.get("id"): name for name, t in mine.items() if name not in tool_ids}
     by_id = {t.get("id"): t for t in tools}
     for assistant_id, assistant in assistants.items():
         changes.append(_assistant_change(client, assistant_id, assistant, url,
-                                         str(credential_id), tool_ids, by_id, keep))
+                                         str(credential_id), tool_ids, by_id, keep, retired))
     return changes
 
 
@@ -193,7 +195,8 @@ def _assistant(vapi: VapiApi, assistant_id: str) -> dict[str, Any] | str:
 
 def _assistant_change(client: Client, assistant_id: str, have: dict[str, Any] | str, url: str,
                       credential_id: str, tool_ids: dict[str, str | None],
-                      tools: dict[Any, dict[str, Any]], keep: bool) -> Change:
+                      tools: dict[Any, dict[str, Any]], keep: bool,
+                      retired: dict[Any, str]) -> Change:
     if isinstance(have, str):
         return _fail(client, "assistant", assistant_id, have)
     label = assistant_id + (f" ({have['name']})" if have.get("name") else "")
@@ -211,9 +214,12 @@ def _assistant_change(client: Client, assistant_id: str, have: dict[str, Any] | 
     body: dict[str, Any] = {}
     detail = []
     added = [(name, tool_id) for name, tool_id in tool_ids.items() if tool_id not in attached]
-    if added:  # the model goes back as read, with only toolIds changed
-        body["model"] = {**model, "toolIds": attached + [tool_id for _, tool_id in added]}
-        detail.append("model.toolIds " + " ".join(f"+{name}" for name, _ in added))
+    removed = [retired[tool_id] for tool_id in attached if tool_id in retired]
+    if added or removed:  # the model goes back as read, with only toolIds changed
+        body["model"] = {**model, "toolIds": [i for i in attached if i not in retired]
+                         + [tool_id for _, tool_id in added]}
+        detail.append("model.toolIds " + " ".join(
+            [f"-{name}" for name in removed] + [f"+{name}" for name, _ in added]))
     server = have.get("server") or {}
     wanted = {"url": url, "credentialId": credential_id}
     if differences := _differences("server", server, wanted):
