@@ -169,3 +169,18 @@ def test_rest_a_call_record_with_its_owner_is_2_round_trips(store: StateStore, u
                                                     "EXPIRE"]
     assert refused[0] == "EVAL"  # and nothing after it
     assert store.get_call_summary("c1") == "s"
+
+
+def test_redis_a_tool_call_is_3_round_trips_its_log_line_included(redis_url, prefix,
+                                                                    redis_client):
+    app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix})
+    app.extensions["state_storage"].backend.ping()
+    message = {"message": {"type": "tool-calls", "call": {"id": "call-7"}, "toolCallList": [
+        {"id": "tc-1", "type": "function", "function": {"name": "no_such_tool",
+                                                        "arguments": {}}}]}}
+    post = lambda: app.test_client().post("/vapi/webhook", json=message)  # noqa: E731
+    # The call's owner (SET NX GET), the claim (SET NX), then the answer with the call's
+    # tool-call log in one pipeline.
+    assert _redis_cost(redis_client, post) == ({"set": 3, "xadd": 1, "expire": 1}, 3)
+    assert [c["name"] for c in app.extensions["state_storage"].tool_calls("call-7")] == \
+        ["no_such_tool"]

@@ -147,10 +147,15 @@ class StateStore:
     def record_tool_call(self, call_id: str, name: str, outcome: str,
                          at: float | None = None) -> None:
         """Log one tool call of ``call_id`` (no arguments, no result): one round trip."""
+        self.backend.set_many({}, ex=self.ttl, append=self.tool_call_entry(call_id, name,
+                                                                           outcome, at))
+
+    def tool_call_entry(self, call_id: str, name: str, outcome: str,
+                        at: float | None = None) -> tuple[str, str, int]:
+        """The log line of one tool call, as ``store_answer(log=...)`` writes it along."""
         entry = json.dumps({"name": name[:64], "outcome": outcome,
                             "at": time.time() if at is None else at}, ensure_ascii=False)
-        key = self.key("tool-calls", check_id(call_id, "call_id"))
-        self.backend.set_many({}, ex=self.ttl, append=(key, entry, TOOL_CALLS_KEPT))
+        return self.key("tool-calls", check_id(call_id, "call_id")), entry, TOOL_CALLS_KEPT
 
     def tool_calls(self, call_id: str) -> list[dict[str, Any]]:
         """The call's logged tool calls, oldest first."""
@@ -237,10 +242,15 @@ class StateStore:
     # Answers: a claim's value can become the answer a repeated request gets back
     # (a tool call's result, the call an outbound request started).
     def store_answer(self, kind: str, ids: tuple[str, ...], answer: dict[str, Any], *,
-                     ttl: int | None = None) -> None:
+                     ttl: int | None = None, log: tuple[str, str, int] | None = None) -> None:
+        """Keep the answer as the claim's done mark; with ``log`` (``tool_call_entry``), that
+        line appended in the same round trip."""
         key = self._claim_key(kind, ids)
         value = ANSWER_PREFIX + json.dumps(answer, ensure_ascii=False)
-        self.backend.set(key, value, ex=ttl or self.ttl)
+        if log is None:
+            self.backend.set(key, value, ex=ttl or self.ttl)
+        else:
+            self.backend.set_many({key: value}, ex=ttl or self.ttl, append=log)
         self._forget_claim(key)
 
     def get_answer(self, kind: str, ids: tuple[str, ...]) -> dict[str, Any] | None:

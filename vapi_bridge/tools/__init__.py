@@ -65,23 +65,28 @@ def run_once(call: ToolCall, ctx: Context, deadline: float) -> dict[str, str]:
     if not ctx.state.claim("tool", *ids):
         return ctx.state.wait_for_answer("tool", ids, deadline) or {"error": TOO_SLOW}
     answer, keep = _execute(call, ctx)
-    if keep:
-        ctx.state.store_answer("tool", ids, answer)
-    else:  # a passing outage: let Vapi's next delivery try again
-        ctx.state.release("tool", *ids)
-    _log_for_the_call(call, ctx, "ok" if "result" in answer else "error")
+    outcome = "ok" if "result" in answer else "error"
+    entry = _log_line(call, ctx, outcome)
+    if keep:  # the call's log line rides along: no round trip of its own
+        ctx.state.store_answer("tool", ids, answer, log=entry)
+        return answer
+    ctx.state.release("tool", *ids)  # a passing outage: let Vapi's next delivery try again
+    if entry:
+        try:
+            ctx.state.record_tool_call(ctx.call_id, call.name or "(no name)", outcome)
+        except StorageError as exc:  # the answer matters more than its log line
+            log.warning("[TOOLS] %s not logged for callId=%s (%s)", call.name, ctx.call_id,
+                        type(exc).__name__)
     return answer
 
 
-def _log_for_the_call(call: ToolCall, ctx: Context, outcome: str) -> None:
+def _log_line(call: ToolCall, ctx: Context, outcome: str) -> tuple[str, str, int] | None:
     """The call's page lists its tool calls: name, outcome and time, never the arguments."""
-    if not ctx.call_id:
-        return
     try:
-        ctx.state.record_tool_call(ctx.call_id, call.name or "(no name)", outcome)
-    except (StorageError, ValueError) as exc:  # the answer matters more than its log line
-        log.warning("[TOOLS] %s not logged for callId=%s (%s)", call.name, ctx.call_id,
-                    type(exc).__name__)
+        return ctx.state.tool_call_entry(ctx.call_id, call.name or "(no name)", outcome) \
+            if ctx.call_id else None
+    except ValueError:  # a call id no key can hold: nothing to list it under
+        return None
 
 
 def client_key(ctx: Context) -> str:
