@@ -33,7 +33,7 @@ from pathlib import Path
 
 import redis
 
-from bench import KINDS, message
+from bench import KINDS, floor_app, message
 from bench.baseline_app import app as baseline
 from tests.redis_server import redis_url_or_private
 
@@ -89,7 +89,8 @@ def our_app(redis_url: str, prefix: str):
 
 def measure(redis_url: str, n: int = 300) -> list[dict]:
     prefix = f"benchcpu{uuid.uuid4().hex[:6]}"
-    apps = {"baseline": baseline, "redis": our_app(redis_url, prefix)}
+    apps = {"baseline": baseline, "floor": floor_app.create(redis_url),
+            "redis": our_app(redis_url, prefix)}
     rows, disabled = [], logging.root.manager.disable
     logging.disable(logging.NOTSET)  # bench.run_all silences logging: the INFO lines count here
     try:
@@ -101,22 +102,25 @@ def measure(redis_url: str, n: int = 300) -> list[dict]:
             for r in range(ROUNDS):
                 for name, app in apps.items():
                     samples[name].append(block(app, environ, 1000 + r * n, n))
-            base, ours = (statistics.median(samples[name]) for name in apps)
+            base, floor, ours = (statistics.median(samples[name]) for name in apps)
             rows.append({"body": kind, "bytes": len(message(kind, str(uuid.uuid4()))),
-                         "baseline_cpu_us": base, "redis_cpu_us": ours, "ratio": ours / base})
+                         "baseline_cpu_us": base, "floor_cpu_us": floor, "redis_cpu_us": ours,
+                         "ratio": ours / base})
     finally:
         logging.disable(disabled)
         client = redis.Redis.from_url(redis_url)
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        for key in [*client.scan_iter(match=f"{prefix}*", count=1000),
+                    *client.scan_iter(match="floor:floor:*", count=1000)]:
             client.delete(key)
     return rows
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'body':19} {'bytes':>6} {'bare Flask µs':>13} {'ours µs':>8} {'ours/bare':>9}")
+    print(f"{'body':19} {'bytes':>6} {'bare Flask µs':>13} {'floor µs':>8} {'ours µs':>8} "
+          f"{'ours/bare':>9}")
     for r in rows:
         print(f"{r['body']:19} {r['bytes']:>6} {r['baseline_cpu_us']:13.0f} "
-              f"{r['redis_cpu_us']:8.0f} {r['ratio']:9.2f}")
+              f"{r['floor_cpu_us']:8.0f} {r['redis_cpu_us']:8.0f} {r['ratio']:9.2f}")
 
 
 def profile(redis_url: str, kind: str, n: int) -> None:
@@ -130,7 +134,8 @@ def profile(redis_url: str, kind: str, n: int) -> None:
 def segments(redis_url: str, n: int) -> None:
     """Run under callgrind by ``instructions``: each block of ``n`` requests starts with a call
     of zlib.crc32, where callgrind dumps its counts (``--dump-before=zlib_crc32``)."""
-    apps = {"baseline": baseline, "redis": our_app(redis_url, f"benchcpu{uuid.uuid4().hex[:6]}")}
+    apps = {"baseline": baseline, "floor": floor_app.create(redis_url),
+            "redis": our_app(redis_url, f"benchcpu{uuid.uuid4().hex[:6]}")}
     plans = [(kind, requests_of(kind)) for kind in KINDS]
     for app in apps.values():  # warm up
         for _kind, environ in plans:
@@ -159,7 +164,7 @@ def instructions(n: int) -> list[dict]:
                                    if line.startswith("totals:")).split()[1]))
     per = {tuple(label): count / n for label, count in zip(labels, counts, strict=True)}
     return [{"body": kind, "baseline_instructions": per["baseline", kind],
-             "redis_instructions": per["redis", kind],
+             "floor_instructions": per["floor", kind], "redis_instructions": per["redis", kind],
              "ratio": per["redis", kind] / per["baseline", kind]} for kind in KINDS]
 
 
@@ -168,6 +173,7 @@ if __name__ == "__main__":
     if sys.argv[2:] == ["instructions"]:
         for row in instructions(count):
             print(f"{row['body']:19} bare Flask {row['baseline_instructions'] / 1e6:6.2f} M"
+                  f"  floor {row['floor_instructions'] / 1e6:6.2f} M"
                   f"  ours {row['redis_instructions'] / 1e6:6.2f} M  ratio {row['ratio']:5.2f}")
         raise SystemExit
     with redis_url_or_private() as url:

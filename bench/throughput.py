@@ -160,6 +160,9 @@ def groups(redis_url: str, prefix: str) -> list[tuple[list, tuple[str, ...]]]:
           ("memory", "gunicorn", {"STATE_STORAGE": "memory"}, (), gunicorn, 1)], ACTED_ON),
         ([("baseline", "gunicorn", {}, ("--workers", str(n), "bench.baseline_app:app"), gunicorn,
            n),
+          # The floor: bare Flask + a JSON parse + one Redis write (bench/floor_app.py).
+          ("floor", "gunicorn", redis_env, ("--workers", str(n), "bench.floor_app:create()"),
+           gunicorn, n),
           ("redis", "gunicorn", redis_env, (), gunicorn, n),
           ("redis+accesslog", "gunicorn", {**redis_env, "ACCESS_LOG": "true"}, (), gunicorn, n)],
          KINDS),
@@ -191,6 +194,10 @@ def measure(redis_url: str, seconds: int) -> dict:
                     and r["workers"] == row["workers"] and r["runner"] == row["runner"])
         row["rps_vs_baseline"] = row["rps"] / base["rps"]
         row["cpu_vs_baseline"] = row["cpu_ms"] / base["cpu_ms"]
+        floor = next((r for r in rows if r["server"] == "floor" and r["body"] == row["body"]
+                      and r["workers"] == row["workers"] and r["runner"] == row["runner"]), None)
+        if floor is not None and row["body"] in ACTED_ON and row["server"] != "baseline":
+            row["rps_vs_floor"] = row["rps"] / floor["rps"]
     tool = (f"wrk -t{WRK_THREADS} -c{CONNECTIONS}" if load is wrk else
             f"Python load generator, {CONNECTIONS} connections (wrk not installed)")
     return {"tool": tool, "connections": CONNECTIONS, "seconds": seconds, "rows": rows}
@@ -245,13 +252,14 @@ def print_table(results: dict) -> None:
           " CPU: the server's processes, from /proc")
     print(f"{'server':15} {'runner':8} {'workers':>7} {'body':19} {'req/s':>7} {'CPU ms/req':>10} "
           f"{'p50 ms':>7} {'p99 ms':>7} {'req/s vs':>8} {'CPU vs':>6} {'errors':>6} "
-          f"{'Redis/req':>9}")
+          f"{'Redis/req':>9} {'vs floor':>8}")
     for r in results["rows"]:
-        commands = r.get("redis_commands_per_request")
+        commands, vs_floor = r.get("redis_commands_per_request"), r.get("rps_vs_floor")
         print(f"{r['server']:15} {r['runner']:8} {r['workers']:>7} {r['body']:19} "
               f"{r['rps']:7.0f} {r['cpu_ms']:10.2f} {r['p50_ms']:7.2f} {r['p99_ms']:7.2f} "
               f"{r['rps_vs_baseline']:8.2f} {r['cpu_vs_baseline']:6.2f} {r['errors']:>6} "
-              f"{'' if commands is None else f'{commands:.2f}':>9}")
+              f"{'' if commands is None else f'{commands:.2f}':>9} "
+              f"{'' if vs_floor is None else f'{vs_floor:.2f}':>8}")
 
 
 if __name__ == "__main__":

@@ -77,10 +77,11 @@ class RedactingFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
-        for name, value in list(vars(record).items()):  # call_id, client, event and any extra
-            if name not in _RESERVED and isinstance(value, str):
-                setattr(record, name,
-                        _redact_field(value) if len(value) <= 256 else redact(value))
+        fields = vars(record)
+        for name in fields.keys() - _RESERVED:  # call_id, client, event and any extra
+            value = fields[name]
+            if isinstance(value, str):
+                fields[name] = _redact_field(value) if len(value) <= 256 else redact(value)
         if record.exc_info:  # the traceback as text, redacted, in place of the live exception
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
@@ -148,8 +149,8 @@ class TextFormatter(logging.Formatter):
 
 
 # LogRecord attributes that are not "extra" fields (the JSON formatter adds the rest).
-_RESERVED = [name for name in vars(logging.makeLogRecord({})) if name not in (
-    "request_id", "call_id", "event")] + ["message", "asctime"]
+_RESERVED = frozenset([name for name in vars(logging.makeLogRecord({})) if name not in (
+    "request_id", "call_id", "event")] + ["message", "asctime"])
 
 
 def install_request_ids(app: Flask) -> None:

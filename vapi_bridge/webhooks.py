@@ -85,7 +85,7 @@ def _owned(ctx: Context) -> Context:
 @authenticated
 def vapi_webhook():
     body = request.get_data(cache=True)
-    message, read_by_orjson = messages.peek(body)  # the type, and nothing else yet
+    message = messages.peek(body)  # the type and whose call it is, nothing else yet
     g.message_type = logs.cut(message["type"])  # caller-chosen: cut for the log lines
     owner = g.auth_client
     try:
@@ -95,7 +95,7 @@ def vapi_webhook():
             # Chatter (conversation-update, speech-update...): one parse, a look-up, the answer.
             log.debug("[WEBHOOK] Ignored message type=%s", g.message_type)
             return jsonify(status="ignored")
-        message = messages.parse(body, read_by_orjson=read_by_orjson)
+        message = messages.parse(body)
         g.call_id = messages.loggable_call_id(message)
         return jsonify(handlers.dispatch(message, _owned(current_context())))
     except WrongClient as exc:

@@ -462,6 +462,25 @@ def test_a_callers_contact_is_kept_per_call_and_client_with_the_ttl(make_store):
             store.keep_caller_contact(bad, "client-a", "contact-a")  # type: ignore[arg-type]
 
 
+def test_an_opportunity_is_kept_per_call_client_contact_and_pipeline_with_the_ttl(make_store):
+    store = make_store(STATE_STORAGE_TTL="3600")
+    ids = ("call-1", "client-a", "contact-a", "pipe-1")
+    store.keep_opportunity(ids, "opp-1", "stage-2")
+    assert store.kept_opportunity(ids) == ("opp-1", "stage-2")
+    for other in [("call-2", *ids[1:]), (ids[0], "client-b", *ids[2:]),
+                  (*ids[:2], "contact-b", ids[3]), (*ids[:3], "pipe-2")]:
+        assert store.kept_opportunity(other) is None
+    key = f"{store.prefix}:opportunity:call-1:client-a:contact-a:pipe-1"
+    assert 3590 <= store.backend.ttl(key) <= 3600
+    store.forget_opportunity(ids)
+    assert store.kept_opportunity(ids) is None
+    for position in range(4):
+        for bad in BAD_IDS:
+            wrong = tuple(bad if i == position else v for i, v in enumerate(ids))
+            with pytest.raises(ValueError):
+                store.keep_opportunity(wrong, "opp-1", "stage-2")  # type: ignore[arg-type]
+
+
 def test_tool_calls_of_a_call_are_logged_bounded_with_the_ttl(make_store):
     store = make_store(STATE_STORAGE_TTL="3600")
     assert store.tool_calls("call-1") == []

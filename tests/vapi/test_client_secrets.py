@@ -89,6 +89,22 @@ def test_other_message_types_for_another_client_are_refused_too(app):
     assert post(app, tool, AS_NORTH).get_json() == {"error": "wrong_client"}
 
 
+@pytest.mark.parametrize("names", [
+    {"call": {"id": "call-z", "assistantId": "asst-s"}},
+    {"call": {"id": "call-z", "phoneNumberId": "pn-s"}},
+    {"assistant": {"id": "asst-s", "model": {"messages": [{"role": "system"}]}}},
+    {"phoneNumber": {"id": "pn-s", "number": "+15551230000"}},
+])
+def test_chatter_naming_another_clients_call_is_refused(app, names):
+    """The quick read of chatter decodes only the type and these ids: enough to refuse."""
+    chatter = {"message": {"type": "conversation-update", "messages": [{"role": "user"}],
+                           **names}}
+    assert post(app, chatter, AS_NORTH).get_json() == {"error": "wrong_client"}
+    own = {"message": {**chatter["message"], "call": {"id": "call-z", "assistantId": "asst-n"},
+                       "assistant": {"id": "asst-n"}, "phoneNumber": {"id": "pn-n"}}}
+    assert post(app, own, AS_NORTH).get_json() == {"status": "ignored"}
+
+
 @pytest.mark.parametrize("assistant_id", [None, "asst-unknown", "asst-n"])
 def test_a_call_naming_no_other_client_belongs_to_the_secrets_client(app, ghl, assistant_id):
     response = post(app, report("call-n", assistant_id), AS_NORTH)

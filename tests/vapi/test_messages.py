@@ -44,10 +44,10 @@ def test_marshmallow_sees_only_declared_fields_and_the_rest_is_kept_as_it_came()
 
 
 def test_a_message_we_act_on_keeps_integers_past_64_bits_exact():
-    """orjson, which finds the type, would make a float of 2**70 + 1: messages we act on are
-    read by the stdlib parser."""
+    """A C parser would make a float of 2**70 + 1: messages we act on are read by the stdlib
+    parser."""
     body = (b'{"message": {"type": "tool-calls", "toolCallList": [{"id": "t1", "function": '
             b'{"name": "x", "arguments": {"n": %d}}}]}}' % (2**70 + 1))
-    assert peek(body)[0]["type"] == "tool-calls"
-    arguments = parse(body, read_by_orjson=peek(body)[1])["toolCallList"][0]["function"]
+    assert peek(body)["type"] == "tool-calls"
+    arguments = parse(body)["toolCallList"][0]["function"]
     assert arguments["arguments"]["n"] == 2**70 + 1

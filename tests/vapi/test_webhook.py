@@ -180,6 +180,36 @@ def test_a_message_we_act_on_is_still_walked(app, client, body):
     assert len(state(app).backend) == 0
 
 
+# The quick reader decodes the type and the owner's ids and skips the rest: invalid UTF-8 in a
+# part it skips is not seen in chatter (never read, never stored), and is still a 400 in a
+# message we act on, which the stdlib parser reads whole.
+BAD_UTF8_TAIL = b'{"message": {"type": "%s", "messages": ["caf\xe9"], "call": {"id": "c-1"}}}'
+
+
+def test_chatter_with_invalid_utf8_where_it_is_skipped_is_ignored(app, client):
+    response = post(client, BAD_UTF8_TAIL % b"conversation-update")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ignored"})
+    assert len(state(app).backend) == 0
+
+
+def test_a_message_we_act_on_with_invalid_utf8_is_still_refused(app, client):
+    response = post(client, BAD_UTF8_TAIL % b"status-update")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "invalid_json"
+    assert len(state(app).backend) == 0
+
+
+@pytest.mark.parametrize("message_type", [b"status-update", b"end-of-call-report"])
+def test_a_surrogate_encoded_as_raw_bytes_is_refused_not_stored(app, client, message_type):
+    """ED A0 80 is a surrogate written as UTF-8 bytes: invalid UTF-8. The stdlib parser,
+    handed bytes, decodes with "surrogatepass" and used to let it through into the store."""
+    body = (b'{"message": {"type": "%s", "status": "in-\xed\xa0\x80progress", "analysis": '
+            b'{"summary": "x\xed\xa0\x80"}, "call": {"id": "c-raw-surrogate"}}}' % message_type)
+    response = post(client, body)
+    assert (response.status_code, response.get_json()["error"]) == (400, "invalid_json")
+    assert len(state(app).backend) == 0
+
+
 # end-of-call-report
 def test_end_of_call_report_is_stored_in_one_round_trip(app, client):
     response = post(client, EOCR_CURRENT)

@@ -3,7 +3,9 @@
 Keys are the seed's: ``<prefix>:summary:<callId>``, ``<prefix>:metadata:<callId>``,
 ``<prefix>:note:<callId>:<contactId>``; every key is written with the TTL. A call belongs to
 the client that first recorded it: ``<prefix>:owner:<callId>`` holds that client's name.
-The tools keep the caller's contact id under ``<prefix>:caller-contact:<callId>:<client>``.
+The tools keep the caller's contact id under ``<prefix>:caller-contact:<callId>:<client>``, and
+``update_stage`` the opportunity it moved under
+``<prefix>:opportunity:<callId>:<client>:<contactId>:<pipelineId>``.
 ``<prefix>:tool-calls:<callId>`` logs the call's tool calls (name, outcome, time) and
 ``<prefix>:hourly:<hour>:<name>`` counts calls and delivery outcomes per hour (the status
 page's picture), both written in the same round trip as what they describe or count.
@@ -291,6 +293,28 @@ class StateStore:
 
     def _caller_key(self, call_id: str, client: str) -> str:
         return self.key("caller-contact", check_id(call_id, "call_id"), check_id(client, "client"))
+
+    # The opportunity ``update_stage`` found or created, with the stage it left it in: a later
+    # ``update_stage`` of the call moves it without searching. ``ids``: (call id, client
+    # digest, contact id, pipeline id); the value a JSON pair [opportunity id, stage id].
+    def keep_opportunity(self, ids: tuple[str, str, str, str], opportunity_id: str,
+                         stage_id: str) -> None:
+        self.backend.set(self._opportunity_key(ids), json.dumps([opportunity_id, stage_id]),
+                         ex=self.ttl)
+
+    def kept_opportunity(self, ids: tuple[str, str, str, str]) -> tuple[str, str] | None:
+        value = self.backend.get(self._opportunity_key(ids))
+        pair = json.loads(value) if value else None
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair):
+            return pair[0], pair[1]
+        return None
+
+    def forget_opportunity(self, ids: tuple[str, str, str, str]) -> None:
+        self.backend.delete(self._opportunity_key(ids))
+
+    def _opportunity_key(self, ids: tuple[str, str, str, str]) -> str:
+        names = ("call_id", "client", "contact_id", "pipeline_id")
+        return self.key("opportunity", *(check_id(v, n) for v, n in zip(ids, names, strict=True)))
 
     # Attempts: how often someone tried something within a window (the sign-in limit).
     # One counter per ``who`` (an address...), hashed: any string is safe in the key.

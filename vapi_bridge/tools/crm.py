@@ -36,7 +36,7 @@ from ..phones import to_e164
 from ..vapi.schemas import parse_time
 from . import ToolError, tool
 from .contacts import Contact, display_name, ghl_id, gone, name_of, read_with_notes, with_contact
-from .opportunities import put_in_stage
+from .opportunities import put_in_stage_for_call
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,8 @@ def update_stage(arguments: dict[str, Any], ctx: Context) -> str:
         return "The stage change was sent to the CRM."
 
     def move(contact: Contact) -> str:
-        said = _STAGE_SAID[put_in_stage(ghl, contact.id, pipeline_id, stage_id,
-                                        lambda: name_of(ghl, contact) or phone or email)]
+        said = _STAGE_SAID[put_in_stage_for_call(ctx, ghl, contact.id, pipeline_id, stage_id,
+                                                 lambda: name_of(ghl, contact) or phone or email)]
         if note:
             ghl.add_note(contact.id, note)
             said += " The note is added."

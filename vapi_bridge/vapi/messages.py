@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+import msgspec
 from marshmallow import Schema, ValidationError
 
 from ..ids import is_url_id
@@ -32,31 +33,65 @@ class InvalidPayload(Exception):
 def load_json(body: bytes) -> Any:
     """Raw bytes -> a JSON value; ``InvalidJson`` (a 400) for anything else, however deep."""
     try:
-        return json.loads(body)
+        # Decoded strictly first: json.loads(bytes) decodes with "surrogatepass", which would
+        # let a surrogate encoded as raw bytes (ED A0 80) through as text no store can keep.
+        return json.loads(body.decode("utf-8-sig"))
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidJson(_first_line(exc)) from None
 
 
-def peek(body: bytes) -> tuple[dict[str, Any], bool]:
-    """Raw bytes -> the ``message`` object with a string ``type``, nothing else checked: enough
-    to tell whether we act on it (``parse`` reads those); and whether orjson read it.
+class _Call(msgspec.Struct):
+    assistantId: Any = None
+    phoneNumberId: Any = None
 
-    orjson reads it (an 80-turn conversation-update, 42 KB: 49 µs, the stdlib 129 µs). What
-    orjson refuses (lone surrogates, invalid UTF-8, NaN, a BOM, more than 1,024 levels...) the
-    stdlib parser reads or refuses, with the same answers as before.
+
+class _Id(msgspec.Struct):
+    id: Any = None
+
+
+class _Message(msgspec.Struct):
+    type: str
+    call: _Call | None = None
+    assistant: _Id | None = None
+    phoneNumber: _Id | None = None
+
+
+class _Envelope(msgspec.Struct):
+    message: _Message
+
+
+# Decodes only the fields above and skips the rest (checked as JSON, not turned into objects,
+# its strings not UTF-8 checked): an 80-turn conversation-update, 42 KB, in ~25 µs, where
+# orjson takes ~70 µs and the stdlib ~130 µs to build it whole.
+_peeker = msgspec.json.Decoder(_Envelope)
+
+
+def peek(body: bytes) -> dict[str, Any]:
+    """Raw bytes -> the ``message``'s type and the ids that say whose call it is, nothing
+    else: enough to tell whether we act on it and for whom (``parse`` reads those whole).
+
+    What the quick decoder cannot read (not JSON, a BOM, NaN, a lone surrogate, more than
+    1,024 levels, a type that is not a string, a ``call`` that is not an object...) the
+    stdlib parser reads or refuses, with the same answers as ever. Invalid UTF-8 inside a
+    field it skips is not seen: a message we ignore is answered "ignored" all the same.
     """
     try:
-        return _envelope(orjson.loads(body), body), True
-    except orjson.JSONDecodeError:
-        return _envelope(load_json(body), body), False
+        message = _peeker.decode(body).message
+    except (msgspec.DecodeError, RecursionError):
+        return _envelope(load_json(body), body)
+    call, assistant, phone = message.call, message.assistant, message.phoneNumber
+    return {"type": message.type,
+            "call": {"assistantId": call.assistantId, "phoneNumberId": call.phoneNumberId}
+            if call else None,
+            "assistant": {"id": assistant.id} if assistant else None,
+            "phoneNumber": {"id": phone.id} if phone else None}
 
 
-def parse(body: bytes, *, read_by_orjson: bool = False) -> dict[str, Any]:
-    """Raw bytes -> the ``message`` object, storable: the stdlib parser (orjson would turn an
-    integer past 64 bits into a float), depth and lone surrogates checked (none can be left
-    in a body orjson read: it refuses them)."""
+def parse(body: bytes) -> dict[str, Any]:
+    """Raw bytes -> the ``message`` object, storable: the stdlib parser (a C parser would
+    turn an integer past 64 bits into a float), depth and lone surrogates checked."""
     document = load_json(body)
-    problem = _unstorable(document, check_text=not read_by_orjson and b"\\u" in body)
+    problem = _unstorable(document, check_text=_may_hold_surrogates(body))
     if problem:
         raise InvalidPayload({"_schema": [problem]})
     return _envelope(document, body)
@@ -71,7 +106,7 @@ def _envelope(document: Any, body: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidPayload({"_schema": ["Expected a JSON object."]})
     # A document too deep or with a lone surrogate says so first, as it always has.
-    problem = _unstorable(document, check_text=b"\\u" in body)
+    problem = _unstorable(document, check_text=_may_hold_surrogates(body))
     if problem:
         raise InvalidPayload({"_schema": [problem]})
     if not isinstance(message, dict):
@@ -88,12 +123,20 @@ def _absent(value: Any) -> list[str] | None:
     return ["Field may not be null."] if value is None else None
 
 
+# Once the bytes are decoded strictly, only an escape (\uD800-\uDFFF) can put a surrogate in
+# a str: a body with none needs no text check (a pair also matches: only a walk more).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _may_hold_surrogates(body: bytes) -> bool:
+    return _SURROGATE_ESCAPE.search(body) is not None
+
+
 MAX_DEPTH = 64  # Vapi's messages nest about 10 deep; far deeper only costs us recursion
 
 
 def _unstorable(document: Any, check_text: bool) -> str | None:
     """Why the document cannot be stored as UTF-8 JSON, if it cannot (walked, not recursed)."""
-    # Only \u escapes can smuggle lone surrogates in: without any, text needs no check.
     worth_a_look = (dict, list, str) if check_text else (dict, list)
     stack = [(document, 1)]
     while stack:
