@@ -24,8 +24,15 @@ from tests.fakes.upstash_rest import UpstashRestFake
 from tests.fakes.vapi_api import FakeVapi
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
+from vapi_bridge.storage.base import (
+    DELETE_IF_EQUALS_LUA,
+    INCR_LUA,
+    OWNED_SET_MANY_LUA,
+    SET_OR_GET_LUA,
+)
 
 PHONE = "+14155550123"
+SCRIPTS = (DELETE_IF_EQUALS_LUA, INCR_LUA, OWNED_SET_MANY_LUA, SET_OR_GET_LUA)
 
 
 def report(call_id: str, with_contact: bool) -> str:
@@ -50,6 +57,8 @@ def measure(url: str) -> list[dict]:
                "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_CHANNEL_ID": "C-bench",
                "WEBHOOK_TOKEN": "bench-webhook-token"}
     client = redis.Redis.from_url(url)
+    for script in SCRIPTS:  # as on a Redis the app has used: not a first EVALSHA's NOSCRIPT
+        client.script_load(script)
     rest = UpstashRestFake(url, "bench").start()
     prefix = f"benchcost{uuid.uuid4().hex[:6]}"
     stores = {"redis": {"REDIS_URL": url},

@@ -432,6 +432,7 @@ def test_a_call_belongs_to_the_client_that_recorded_it_first(store: StateStore):
     assert store.get_call_summary("call-1") == SUMMARY  # nothing of theirs was written
     assert store.get_metadata("call-1") == METADATA
     assert store.backend.latest(store.key("recent-calls"), 10) == ["call-1"]
+    assert store.hourly(["calls"], hours=1)[0][1] == {"calls": 1}  # not counted either
     with pytest.raises(CallBelongsToAnotherClient):
         store.own_call("call-1", "South")
     # The owner again (a Vapi retry): accepted, as before.
@@ -529,3 +530,39 @@ def test_set_many_adds_to_counters_with_the_ttl(store: StateStore):
     store.backend.set_many({store.key("x"): "y"}, ex=60, incr={key: 3})
     assert store.backend.get(key) == "5" and store.backend.get(store.key("x")) == "y"
     assert 50 <= store.backend.ttl(key) <= 60
+
+
+def test_set_many_with_an_owner_writes_only_for_that_owner(store: StateStore):
+    owner, log, counter = store.key("owner", "c1"), store.key("log"), store.key("counter")
+    items = {store.key("x", "1"): "a", store.key("x", "2"): "Núñez"}
+
+    def write(value: str, client: str) -> str | None:
+        return store.backend.set_many({key: value for key in items}, ex=60,
+                                      append=(log, value, 2), incr={counter: 1},
+                                      owner=(owner, client))
+
+    assert write("first", "North Dental") is None  # claimed, everything written
+    assert store.backend.get(owner) == "North Dental"
+    assert 50 <= store.backend.ttl(owner) <= 60
+    assert write("second", "North Dental") is None  # its owner again: written again
+    assert write("third", "South") == "North Dental"  # another's: nothing written
+    assert [store.backend.get(key) for key in items] == ["second", "second"]
+    assert store.backend.latest(log, 10) == ["second", "first"]
+    assert store.backend.get(counter) == "2" and store.backend.get(owner) == "North Dental"
+    assert write("fourth", "North Dental") is None
+    assert store.backend.latest(log, 10) == ["fourth", "second"]  # capped exactly (MAXLEN)
+    for key in (*items, log, counter):
+        assert 50 <= store.backend.ttl(key) <= 60
+    # Only the owner's key: the same as set_or_get.
+    assert store.backend.set_many({}, ex=60, owner=(store.key("owner", "c2"), "South")) is None
+    assert store.backend.set_or_get(store.key("owner", "c2"), "North", ex=60) == "South"
+
+
+def test_concurrent_owned_writes_have_one_owner(store: StateStore):
+    owner, key = store.key("owner", "c1"), store.key("x")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        refused = list(pool.map(lambda n: store.backend.set_many(
+            {key: f"v{n}"}, ex=60, owner=(owner, f"client-{n}")), range(16)))
+    [winner] = [n for n, other in enumerate(refused) if other is None]
+    assert set(refused) - {None} == {f"client-{winner}"}
+    assert store.backend.get(key) == f"v{winner}"

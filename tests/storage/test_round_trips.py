@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+from tests.conftest import REST_TOKEN
 from tests.vapi.payloads import EOCR_CURRENT
 from vapi_bridge import create_app
 from vapi_bridge.outbox import Outbox
 from vapi_bridge.storage import CallBelongsToAnotherClient, StateStore
-from vapi_bridge.storage.base import SET_OR_GET_LUA
+from vapi_bridge.storage.base import OWNED_SET_MANY_LUA
 
 
 def _stats(redis_client) -> tuple[dict[str, int], int]:
@@ -118,32 +119,35 @@ def test_rest_counting_an_attempt_is_one_round_trip(store: StateStore, upstash):
 
 
 @pytest.mark.parametrize("backend_env", ["redis"], indirect=True)
-def test_redis_a_call_record_with_its_owner_is_2_round_trips(store: StateStore,
-                                                                          redis_client):
-    store.backend.ping()
+def test_redis_a_call_record_with_its_owner_is_1_round_trip(store: StateStore, redis_client):
+    store.record_call("c0", summary="s", metadata={}, client="North")  # loads the script
     record = lambda: store.record_call("c1", summary="s", metadata={"a": 1},  # noqa: E731
                                        client="North Dental")
-    # SET NX GET for the owner, then the pipeline as before; a retry of its client alike.
-    cost = {"set": 3, "xadd": 1, "incrby": 1, "expire": 2}
-    assert _redis_cost(redis_client, record) == (cost, 2)
-    assert _redis_cost(redis_client, record) == (cost, 2)
+    # One script: the owner (GET, then SET as it is free) and what the pipeline wrote, the
+    # same commands; INFO commandstats counts those run inside a script as well.
+    assert _redis_cost(redis_client, record) == ({"evalsha": 1, "get": 1, "set": 3, "xadd": 1,
+                                                  "incrby": 1, "expire": 2}, 1)
+    # A retry of its client: the owner is read, and ours.
+    assert _redis_cost(redis_client, record) == ({"evalsha": 1, "get": 1, "set": 2, "xadd": 1,
+                                                  "incrby": 1, "expire": 2}, 1)
 
     def another_client():
         with pytest.raises(CallBelongsToAnotherClient):
             store.record_call("c1", summary="x", metadata={}, client="South")
 
-    assert _redis_cost(redis_client, another_client) == ({"set": 1}, 1)  # nothing written
+    assert _redis_cost(redis_client, another_client) == ({"evalsha": 1, "get": 1}, 1)
 
 
-def test_redis_an_end_of_call_report_is_2_round_trips(redis_url, prefix,
-                                                                   redis_client):
+def test_redis_an_end_of_call_report_is_1_round_trip(redis_url, prefix, redis_client):
     app = create_app({"REDIS_URL": redis_url, "STATE_STORAGE_PREFIX": prefix})
-    app.extensions["state_storage"].backend.ping()
     report = copy.deepcopy(EOCR_CURRENT)
+    warm_up = copy.deepcopy(report)
+    warm_up["message"]["call"]["id"] = "call-1"  # connects, loads the script
+    assert app.test_client().post("/vapi/webhook", json=warm_up).status_code == 200
     post = lambda: app.test_client().post("/vapi/webhook", json=report)  # noqa: E731
-    # Counted in the same pipeline: the call, and its 3 skipped steps under one counter.
-    assert _redis_cost(redis_client, post) == ({"set": 3, "xadd": 1, "incrby": 2,
-                                                "expire": 3}, 2)
+    # The owner, the call and, counted, its 3 skipped steps under one counter: one script.
+    assert _redis_cost(redis_client, post) == ({"evalsha": 1, "get": 1, "set": 3, "xadd": 1,
+                                                "incrby": 2, "expire": 3}, 1)
     assert app.extensions["state_storage"].call_owner("call-2") == "default"
 
 
@@ -159,16 +163,28 @@ def test_redis_that_refuses_set_nx_get_gets_the_script(store: StateStore, redis_
 
 
 @pytest.mark.parametrize("backend_env", ["kv-rest"], indirect=True)
-def test_rest_a_call_record_with_its_owner_is_2_round_trips(store: StateStore, upstash):
+def test_rest_a_call_record_with_its_owner_is_1_round_trip(store: StateStore, upstash):
     store.record_call("c1", summary="s", metadata={"a": 1}, client="North Dental")
     with pytest.raises(CallBelongsToAnotherClient):
         store.record_call("c1", summary="x", metadata={}, client="South")
-    owner, pipeline, refused = upstash.commands()
-    assert owner == ["EVAL", SET_OR_GET_LUA, 1, store.key("owner", "c1"), "North Dental", 86400]
-    assert [command[0] for command in pipeline] == ["SET", "SET", "XADD", "EXPIRE", "INCRBY",
-                                                    "EXPIRE"]
-    assert refused[0] == "EVAL"  # and nothing after it
+    written, refused = upstash.commands()
+    hour = store.key("hourly", str(int(time.time() // 3600)), "calls")
+    assert written[:2] == ["EVAL", OWNED_SET_MANY_LUA]
+    assert written[2:] == [5, store.key("owner", "c1"), store.key("metadata", "c1"),
+                           store.key("summary", "c1"), store.key("recent-calls"), hour,
+                           "North Dental", 86400, 2, 100, '{"a":1}', "s", "c1", 1]
+    assert refused[:2] == ["EVAL", OWNED_SET_MANY_LUA]  # and nothing after it
     assert store.get_call_summary("c1") == "s"
+
+
+def test_rest_an_end_of_call_report_is_1_request(upstash, prefix):
+    app = create_app({"KV_REST_API_URL": upstash.url, "KV_REST_API_TOKEN": REST_TOKEN,
+                      "STATE_STORAGE_PREFIX": prefix})
+    upstash.server.clear_log()
+    assert app.test_client().post("/vapi/webhook", json=EOCR_CURRENT).status_code == 200
+    [body] = upstash.commands()
+    assert body[:2] == ["EVAL", OWNED_SET_MANY_LUA]
+    assert app.extensions["state_storage"].call_owner("call-2") == "default"
 
 
 def test_redis_a_tool_call_is_3_round_trips_its_log_line_included(redis_url, prefix,

@@ -46,13 +46,18 @@ class Backend(ABC):
     @abstractmethod
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None,
-                 incr: Mapping[str, int] | None = None) -> None:
-        """Write several keys in one round trip (not atomic).
+                 incr: Mapping[str, int] | None = None,
+                 owner: tuple[str, str] | None = None) -> str | None:
+        """Write several keys in one round trip (not atomic, unless ``owner`` is given).
 
         ``append`` = (log key, value, keep) appends ``value`` to a capped log in the same
         round trip, which then keeps only its last ``keep`` values (Redis: XADD MAXLEN) and
         expires ``ex`` seconds after this append. ``incr`` adds to counters, each then
         expiring ``ex`` seconds from now (INCRBY, EXPIRE).
+
+        ``owner`` = (key, value): first ``set_or_get(key, value, ex=ex)``, in the same atomic
+        step; if ``key`` holds another value, nothing is written and that value is returned.
+        None otherwise.
         """
 
     @abstractmethod
@@ -138,4 +143,52 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {count, ttl}
+"""
+
+
+def owned_writes(owner: tuple[str, str], items: Mapping[str, str], ex: int,
+                 append: tuple[str, str, int] | None,
+                 incr: Mapping[str, int] | None) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of ``OWNED_SET_MANY_LUA`` for ``set_many(..., owner=owner)``."""
+    keys = [owner[0], *items]
+    args: list[str | int] = [owner[1], ex, len(items), append[2] if append else 0, *items.values()]
+    if append:
+        keys.append(append[0])
+        args.append(append[1])
+    for key, amount in (incr or {}).items():
+        keys.append(key)
+        args.append(amount)
+    return keys, args
+
+
+# set_many with an owner, in one atomic step: the owner key's SET NX GET (as SET_OR_GET_LUA,
+# for servers before Redis 7.0), then, only if the owner is ours, what set_many's pipeline
+# writes, the same commands in the same order. Returns the other owner, or false.
+# KEYS: owner, the items', the log's (if any), the counters'. ARGV: owner, ex, number of
+# items, the log's cap (0: no log), the items' values, the log's value, the counters' amounts.
+OWNED_SET_MANY_LUA = """
+local held = redis.call("get", KEYS[1])
+if held and held ~= ARGV[1] then
+  return held
+end
+local ex = ARGV[2]
+if not held then
+  redis.call("set", KEYS[1], ARGV[1], "EX", ex)
+end
+local k, a = 2, 5
+for _ = 1, tonumber(ARGV[3]) do
+  redis.call("set", KEYS[k], ARGV[a], "EX", ex)
+  k, a = k + 1, a + 1
+end
+if tonumber(ARGV[4]) > 0 then
+  redis.call("xadd", KEYS[k], "MAXLEN", ARGV[4], "*", "v", ARGV[a])
+  redis.call("expire", KEYS[k], ex)
+  k, a = k + 1, a + 1
+end
+while k <= #KEYS do
+  redis.call("incrby", KEYS[k], ARGV[a])
+  redis.call("expire", KEYS[k], ex)
+  k, a = k + 1, a + 1
+end
+return false
 """

@@ -98,8 +98,9 @@ class FallbackBackend(Backend):
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None,
-                 incr: Mapping[str, int] | None = None) -> None:
-        return self._use("set_many", items, ex=ex, append=append, incr=incr)
+                 incr: Mapping[str, int] | None = None,
+                 owner: tuple[str, str] | None = None) -> str | None:
+        return self._use("set_many", items, ex=ex, append=append, incr=incr, owner=owner)
 
     def latest(self, key: str, count: int) -> list[str]:
         return self._use("latest", key, count)

@@ -67,8 +67,15 @@ class MemoryBackend(Backend):
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None,
-                 incr: Mapping[str, int] | None = None) -> None:
+                 incr: Mapping[str, int] | None = None,
+                 owner: tuple[str, str] | None = None) -> str | None:
         with self._lock:
+            if owner:  # as set_or_get, under the same lock as the writes
+                held = self._string(owner[0])
+                if held is not None and held != owner[1]:
+                    return held
+                if held is None:
+                    self._write(owner[0], owner[1], ex)
             for key, value in items.items():
                 self._write(key, value, ex)
             if append:
@@ -80,6 +87,7 @@ class MemoryBackend(Backend):
             for key, amount in (incr or {}).items():
                 count = self._string(key)
                 self._write(key, str(int(count or 0) + amount), ex)
+            return None
 
     def latest(self, key: str, count: int) -> list[str]:
         with self._lock:

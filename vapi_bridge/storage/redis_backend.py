@@ -12,7 +12,15 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, SET_OR_GET_LUA, Backend, StorageError
+from .base import (
+    DELETE_IF_EQUALS_LUA,
+    INCR_LUA,
+    OWNED_SET_MANY_LUA,
+    SET_OR_GET_LUA,
+    Backend,
+    StorageError,
+    owned_writes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,7 @@ class RedisBackend(Backend):
         self._delete_if_equals = self._client.register_script(DELETE_IF_EQUALS_LUA)
         self._incr = self._client.register_script(INCR_LUA)
         self._set_or_get = self._client.register_script(SET_OR_GET_LUA)
+        self._owned_set_many = self._client.register_script(OWNED_SET_MANY_LUA)
         self._set_nx_get = True  # until the server refuses it (before Redis 7.0)
 
     @classmethod
@@ -89,7 +98,12 @@ class RedisBackend(Backend):
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None,
-                 incr: Mapping[str, int] | None = None) -> None:
+                 incr: Mapping[str, int] | None = None,
+                 owner: tuple[str, str] | None = None) -> str | None:
+        if owner:  # one script (EVALSHA): the owner decides whether anything is written
+            keys, args = owned_writes(owner, items, ex, append, incr)
+            with _wrapped():
+                return self._owned_set_many(keys=keys, args=args)
         with _wrapped():
             pipe = self._client.pipeline(transaction=False)
             for key, value in items.items():
@@ -102,6 +116,7 @@ class RedisBackend(Backend):
                 pipe.incrby(key, amount)
                 pipe.expire(key, ex)
             pipe.execute()
+        return None
 
     def latest(self, key: str, count: int) -> list[str]:
         with _wrapped():

@@ -15,7 +15,15 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ..config import Settings
-from .base import DELETE_IF_EQUALS_LUA, INCR_LUA, SET_OR_GET_LUA, Backend, StorageError
+from .base import (
+    DELETE_IF_EQUALS_LUA,
+    INCR_LUA,
+    OWNED_SET_MANY_LUA,
+    SET_OR_GET_LUA,
+    Backend,
+    StorageError,
+    owned_writes,
+)
 
 
 class RestBackend(Backend):
@@ -56,7 +64,11 @@ class RestBackend(Backend):
 
     def set_many(self, items: Mapping[str, str], *, ex: int,
                  append: tuple[str, str, int] | None = None,
-                 incr: Mapping[str, int] | None = None) -> None:
+                 incr: Mapping[str, int] | None = None,
+                 owner: tuple[str, str] | None = None) -> str | None:
+        if owner:  # the script, one request: the owner decides whether anything is written
+            keys, args = owned_writes(owner, items, ex, append, incr)
+            return self._command("EVAL", OWNED_SET_MANY_LUA, len(keys), *keys, *args)
         commands = [["SET", key, value, "EX", ex] for key, value in items.items()]
         if append:
             key, value, keep = append
@@ -64,6 +76,7 @@ class RestBackend(Backend):
         for key, amount in (incr or {}).items():
             commands += [["INCRBY", key, amount], ["EXPIRE", key, ex]]
         self._pipeline(commands)
+        return None
 
     def latest(self, key: str, count: int) -> list[str]:
         entries = self._command("XREVRANGE", key, "+", "-", "COUNT", count) or []

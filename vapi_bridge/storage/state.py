@@ -113,19 +113,20 @@ class StateStore:
         """Summary and metadata of an ended call, listed among the recent calls and counted
         in this hour's ``calls`` (and ``count``'s names): one round trip.
 
-        With ``client``, first one more (``own_call``): a call of another client raises
-        ``CallBelongsToAnotherClient`` before anything is written.
+        With ``client``, the call is also claimed for it (as ``own_call``) in that same round
+        trip: a call of another client raises ``CallBelongsToAnotherClient``, nothing written.
         """
         check_id(call_id, "call_id")
-        if client is not None:
-            self.own_call(call_id, client)
         items = {self.key("metadata", call_id): _json_object(metadata)}
         if summary:
             items[self.key("summary", call_id)] = summary
         # The recent calls: a log capped in the same command (XADD MAXLEN), bounded for free.
         recent = (self.key("recent-calls"), call_id, 2 * RECENT_CALLS)
-        self.backend.set_many(items, ex=self.ttl, append=recent,
-                              incr=self._hourly(["calls", *count]))
+        owner = (self.key("owner", call_id), client) if client is not None else None
+        other = self.backend.set_many(items, ex=self.ttl, append=recent,
+                                      incr=self._hourly(["calls", *count]), owner=owner)
+        if other is not None and client is not None:
+            raise CallBelongsToAnotherClient(call_id, client, other)
         # DEBUG: the pipeline's "[END_OF_CALL] Delivered" line is the one line of a report.
         log.debug("[STATE_STORAGE] Call recorded callId=%s summary=%s storage=%s",
                  call_id, bool(summary), self.backend.label)
