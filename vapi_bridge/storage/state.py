@@ -13,7 +13,6 @@ page's picture), both written in the same round trip as what they describe or co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -24,6 +23,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from .access import AccessState
 from .base import Backend, StorageError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,10 @@ def check_id(value: object, what: str = "id") -> str:
     return value
 
 
-class StateStore:
+class StateStore(AccessState):
+    """Calls, claims, answers and what the tools keep for a call; sign-in attempts, sessions
+    and signatures come from ``AccessState``."""
+
     def __init__(self, backend: Backend, *, prefix: str = "vapi", ttl: int = 86400):
         self.backend = backend
         self.prefix = prefix
@@ -316,41 +319,6 @@ class StateStore:
         names = ("call_id", "client", "contact_id", "pipeline_id")
         return self.key("opportunity", *(check_id(v, n) for v, n in zip(ids, names, strict=True)))
 
-    # Attempts: how often someone tried something within a window (the sign-in limit).
-    # One counter per ``who`` (an address...), hashed: any string is safe in the key.
-    def count_attempt(self, kind: str, who: str, window: int) -> tuple[int, int]:
-        """One more attempt by ``who``: (attempts in the window, seconds until it frees).
-
-        The window starts at the first attempt and is not extended by later ones.
-        """
-        return self.backend.incr(self.key(kind, _digest(who)), ex=window)
-
-    def clear_attempts(self, kind: str, who: str) -> None:
-        self.backend.delete(self.key(kind, _digest(who)))
-
-    # Sessions (the status page's sign-in): a random id in the cookie, its digest stored
-    # with the session's lifetime as TTL; deleting it signs that browser out everywhere.
-    def open_session(self, kind: str, ttl: int) -> str:
-        session_id = secrets.token_urlsafe(32)
-        self.backend.set(self.key(kind, _digest(session_id)), "1", ex=ttl)
-        return session_id
-
-    def has_session(self, kind: str, session_id: str) -> bool:
-        return self.backend.get(self.key(kind, _digest(session_id))) is not None
-
-    def close_session(self, kind: str, session_id: str) -> bool:
-        return self.backend.delete(self.key(kind, _digest(session_id)))
-
-    # Signed webhooks already let in: the same signature again within the window is a replay.
-    def first_use_of_signature(self, signature: bytes, window: int) -> bool:
-        """Record ``signature`` for ``window`` seconds; False if it was already recorded."""
-        # Keyed by a hash: the store never holds a signature that would pass.
-        key = self.key("signature", hashlib.sha256(signature).hexdigest())
-        token = secrets.token_hex(8)
-        # One SET NX; a driver's retry after a lost reply finds our own token.
-        return (self.backend.set(key, token, ex=window, nx=True)
-                or self.backend.get(key) == token)
-
     def _claim_key(self, kind: str, ids: tuple[str, ...]) -> str:
         names = ("call_id", "contact_id")
         return self.key(kind, *(check_id(value, names[min(i, 1)]) for i, value in enumerate(ids)))
@@ -381,11 +349,6 @@ class StateStore:
             "fallback": getattr(self.backend, "fallback_name", None),
             "degraded": getattr(self.backend, "degraded", False),
         }
-
-
-def _digest(value: str) -> str:
-    """A fixed-size, key-safe stand-in for a value that must not appear in a key as is."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _json_object(value: dict[str, Any]) -> str:
