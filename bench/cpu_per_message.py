@@ -1,10 +1,11 @@
 """CPU per message, in one process, without a server: the app's WSGI callable called directly.
 
 Load on a shared box moves requests/s a lot; this count moves little. For each message kind,
-the app on Redis (logging at INFO, into /dev/null: the lines are formatted, not shown) and
-the bare Flask app of bench/baseline_app.py are called in turn, ROUNDS blocks of N requests
-each, interleaved; the process CPU time (``time.process_time``, every thread) of a block over
-its requests is one sample, and the median is kept. A new call id per request.
+the app on Redis (logging at INFO, into /dev/null: the lines are formatted, not shown), the
+floor of bench/floor_app.py and the bare Flask app of bench/baseline_app.py are called in
+turn, ROUNDS blocks of N requests each, interleaved; the process CPU time
+(``time.process_time``, every thread) of a block over its requests is one sample, and the
+median is kept. A new call id per request.
 
 Under load the CPU time still moves by 10 % or so; instructions (valgrind's callgrind) do
 not: ``instructions`` counts them per request, the same way.
